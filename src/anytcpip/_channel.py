@@ -1,0 +1,316 @@
+"""One live connection: a byte stream, its receive pump and its framing.
+
+Rationale
+---------
+A peer that closes or resets must be noticed at once even when the
+application is not reading, without polling. So each connection has a
+*receive pump*: a task (owned by the client's or server's task group) that
+waits in ``stream.receive()`` and feeds what arrives into a sans-IO
+:class:`~anytcpip._framing.FrameBuffer`. The pump sees end of stream or a
+reset the moment the OS reports it, and an idle connection costs no wake-ups
+because the pump just sits in one receive call.
+
+Memory stays bounded: the pump stops receiving once the buffer holds a
+high-water mark (or whatever the current read needs, if more) and waits for
+the application to consume, so the sender feels TCP backpressure.
+
+Reads parse from the buffer synchronously and only wait (on an event) when
+they need more data. A read cancelled while waiting consumed nothing, so it
+loses nothing. Reads are guarded by :class:`anyio.ResourceGuard`, so a second
+concurrent reader fails at once with :class:`anyio.BusyResourceError`.
+
+Writes queue on a FIFO :class:`anyio.Lock` and send each message with one
+``send`` call, so concurrent writers never interleave. A write cancelled
+while its bytes are being handed over closes the connection, because the peer
+could otherwise see half a message followed by other data.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from ._constants import RECEIVE_CHUNK_SIZE
+from ._exceptions import ConnectionLostError, IncompleteReadError, NotConnectedError
+from ._framing import NEED_DATA, FrameBuffer, NeedData
+from ._streams import close_stream
+
+__all__ = ["Channel", "translate_stream_errors"]
+
+HIGH_WATER_MARK = 4 * RECEIVE_CHUNK_SIZE
+"""The pump stops receiving once this much is buffered (unless a read needs more)."""
+
+READS_PER_CHECKPOINT = 16
+"""Reads satisfied from the buffer in a row before one yields to the scheduler."""
+
+
+@contextmanager
+def translate_stream_errors(who: str) -> Iterator[None]:
+    """Turn anyio's stream exceptions into :class:`ConnectionError` subclasses.
+
+    This is the one place where that translation happens.
+
+    Parameters
+    ----------
+    who
+        Which connection, used in the message.
+    """
+    try:
+        yield
+    except anyio.ClosedResourceError as exc:
+        raise NotConnectedError(
+            f"{who}: the connection was closed by this end"
+        ) from exc
+    except anyio.EndOfStream as exc:
+        raise ConnectionLostError(
+            f"{who}: the connection was closed by the peer"
+        ) from exc
+    except anyio.BrokenResourceError as exc:
+        cause = exc.__cause__ or exc
+        raise ConnectionLostError(f"{who}: the connection was lost: {cause!r}") from exc
+    except ConnectionError:
+        raise
+    except OSError as exc:
+        raise ConnectionLostError(f"{who}: the connection was lost: {exc!r}") from exc
+
+
+class ChannelState(enum.Enum):
+    """Life cycle of a :class:`Channel`; it only ever moves forward."""
+
+    OPEN = "open"
+    LOST = "lost"  # closed or reset by the peer, or found dead
+    CLOSED = "closed"  # closed by this end
+
+
+class Channel:
+    """One connection: owns the stream, buffers what arrives, sends messages.
+
+    Parameters
+    ----------
+    stream
+        The connected byte stream (socket, TLS or in-memory).
+    who
+        Describes the connection in log and error messages.
+    max_line_length
+        Bound for terminated reads.
+    log
+        Where to log.
+    on_down
+        Synchronous hook called exactly once, when the channel stops being open.
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        *,
+        who: str,
+        max_line_length: int,
+        log: logging.Logger,
+        on_down: Callable[[Channel], None] | None = None,
+    ) -> None:
+        self.stream = stream
+        self.who = who
+        self.log = log
+        self.frames = FrameBuffer(max_line_length, who)
+        self.state = ChannelState.OPEN
+        self.reason = ""
+        self._on_down = on_down
+        self._pump_scope = anyio.CancelScope()
+        self._data_waiter: anyio.Event | None = None
+        self._space_waiter: anyio.Event | None = None
+        self._wanted = 0
+        self._read_guard = anyio.ResourceGuard("reading from")
+        self._write_lock = anyio.Lock()
+        self._reads_since_checkpoint = 0
+        self._eof_delivered = False
+        self.bytes_received = 0
+        self.bytes_sent = 0
+
+    @property
+    def is_open(self) -> bool:
+        """True until the peer leaves or this end closes."""
+        return self.state is ChannelState.OPEN
+
+    # -- life cycle -----------------------------------------------------------
+
+    def _go_down(self, state: ChannelState, reason: str) -> None:
+        """Record the end of the connection (first call wins) and wake waiters."""
+        if self.state is not ChannelState.OPEN:
+            return
+        self.state = state
+        self.reason = reason
+        self._pump_scope.cancel()
+        self._wake_reader()
+        if self._space_waiter is not None:
+            self._space_waiter.set()
+        if self._on_down is not None:
+            self._on_down(self)
+
+    async def pump(self) -> None:
+        """Receive into the buffer until the connection ends; then close the stream.
+
+        Run this in a task owned by the client or server. It never raises
+        (except cancellation of the task itself).
+        """
+        stream = self.stream
+        frames = self.frames
+        reason = ""
+        try:
+            with self._pump_scope:
+                while True:
+                    while len(frames) >= max(HIGH_WATER_MARK, self._wanted):
+                        self._space_waiter = anyio.Event()
+                        await self._space_waiter.wait()
+                    data = await stream.receive(RECEIVE_CHUNK_SIZE)
+                    self.bytes_received += len(data)
+                    frames.feed(data)
+                    self._wake_reader()
+        except anyio.EndOfStream:
+            reason = "the connection was closed by the peer"
+        except anyio.ClosedResourceError:
+            reason = "the connection was closed by this end"
+        except anyio.BrokenResourceError as exc:
+            reason = f"the connection was lost: {exc.__cause__ or exc!r}"
+        except OSError as exc:
+            reason = f"the connection was lost: {exc!r}"
+        finally:
+            if not frames.eof:
+                frames.feed(b"")
+            self._wake_reader()
+            if reason:
+                self.log.debug("%s: %s", self.who, reason)
+            self._go_down(ChannelState.LOST, reason or "the connection was lost")
+            with anyio.CancelScope(shield=True):
+                await close_stream(self.stream)
+
+    async def aclose(
+        self, reason: str = "the connection was closed by this end"
+    ) -> None:
+        """Close the connection from this end; idempotent."""
+        self._go_down(ChannelState.CLOSED, reason)
+        with anyio.CancelScope(shield=True):
+            await close_stream(self.stream)
+
+    def abort(self, reason: str) -> None:
+        """Declare the connection dead (e.g. heartbeat timeout); the pump closes it."""
+        self._go_down(ChannelState.LOST, reason)
+
+    # -- reading --------------------------------------------------------------
+
+    def _wake_reader(self) -> None:
+        waiter = self._data_waiter
+        if waiter is not None:
+            self._data_waiter = None
+            waiter.set()
+
+    def _raise_if_unreadable(self) -> None:
+        if self.state is ChannelState.CLOSED:
+            raise NotConnectedError(f"{self.who}: {self.reason}")
+        if self._eof_delivered:
+            raise ConnectionLostError(f"{self.who}: {self.reason}")
+
+    async def read(
+        self, parse: Callable[[FrameBuffer], bytes | NeedData], wanted: int
+    ) -> bytes:
+        """Run ``parse`` on the buffer, waiting for data until it returns a frame.
+
+        Parameters
+        ----------
+        parse
+            Returns a frame or ``NEED_DATA``; may raise framing errors.
+            At end of stream it must return or raise, never ``NEED_DATA``.
+        wanted
+            How many bytes the frame may need buffered (lets the pump go past
+            its high-water mark for big frames).
+
+        Raises
+        ------
+        NotConnectedError
+            This end closed the connection.
+        ConnectionLostError
+            The peer left and nothing (more) is buffered.
+        anyio.BusyResourceError
+            Another task is reading.
+        """
+        with self._read_guard:
+            self._raise_if_unreadable()
+            frames = self.frames
+            if self._reads_since_checkpoint >= READS_PER_CHECKPOINT:
+                self._reads_since_checkpoint = 0
+                await anyio.lowlevel.checkpoint()
+                self._raise_if_unreadable()
+            self._reads_since_checkpoint += 1
+            while True:
+                if frames.eof and not len(frames):
+                    # Nothing left: b"" once for read/readline, and a
+                    # ConnectionError for reads that need a whole message.
+                    self._eof_delivered = True
+                    try:
+                        result = parse(frames)
+                    except IncompleteReadError as exc:
+                        raise ConnectionLostError(f"{self.who}: {self.reason}") from exc
+                    assert result == b""
+                    return b""
+                result = parse(frames)
+                if result is not NEED_DATA:
+                    assert isinstance(result, bytes)
+                    if self._space_waiter is not None and (
+                        len(frames) < HIGH_WATER_MARK
+                    ):
+                        self._space_waiter.set()
+                    return result
+                waiter = anyio.Event()
+                self._data_waiter = waiter
+                self._wanted = wanted
+                if self._space_waiter is not None:
+                    self._space_waiter.set()
+                try:
+                    await waiter.wait()
+                finally:
+                    self._data_waiter = None
+                    self._wanted = 0
+                self._reads_since_checkpoint = 0
+                self._raise_if_unreadable()
+
+    # -- writing --------------------------------------------------------------
+
+    def _raise_if_unwritable(self) -> None:
+        if self.state is ChannelState.CLOSED:
+            raise NotConnectedError(f"{self.who}: {self.reason}")
+        if self.state is ChannelState.LOST:
+            raise ConnectionLostError(f"{self.who}: {self.reason}")
+
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Send one message; concurrent senders queue and never interleave."""
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        self._raise_if_unwritable()
+        async with self._write_lock:
+            self._raise_if_unwritable()
+            # Cancelled here: nothing was handed over, the connection is intact.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            try:
+                with translate_stream_errors(self.who):
+                    await self.stream.send(data)
+            except anyio.get_cancelled_exc_class():
+                # Part of the message may be on the wire: never let other
+                # data follow it.
+                self._go_down(
+                    ChannelState.LOST,
+                    "a write was cancelled part-way; connection closed",
+                )
+                with anyio.CancelScope(shield=True):
+                    await close_stream(self.stream)
+                raise
+            except ConnectionError as exc:
+                self._go_down(
+                    ChannelState.LOST, str(exc).partition(": ")[2] or repr(exc)
+                )
+                raise
+            self.bytes_sent += len(data)

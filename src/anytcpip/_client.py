@@ -1,0 +1,126 @@
+"""``Client``: connect to a TCP server (API.md section 5)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ._connection import BaseClientOrServer
+from ._socket_options import set_socket_options
+
+__all__ = ["Client"]
+
+
+def _connect_error(exc: OSError, where: str) -> OSError:
+    """Build a clear ``OSError`` of the OS's own type from a failed connect.
+
+    anyio reports "All connection attempts failed" with the last attempt's
+    error as the cause; surface that one (e.g. ``ConnectionRefusedError``).
+    """
+    cause = exc
+    while cause.errno is None and isinstance(cause.__cause__, OSError):
+        cause = cause.__cause__
+    reason = cause.strerror or str(cause) or type(cause).__name__
+    if cause.errno is None:
+        return OSError(f"{where}: {reason}")
+    return type(cause)(cause.errno, f"{where}: {reason}")
+
+
+class Client(BaseClientOrServer):
+    """A TCP client; ``async with Client(host, port) as client:`` connects.
+
+    Parameters
+    ----------
+    host
+        Host name or IP address of the server.
+    port
+        TCP port of the server.
+    connect_timeout
+        Seconds allowed for one connection attempt (None: the OS's limit).
+    reconnect
+        Reserved for a reconnection policy; must be None for now.
+    **kwargs
+        The common keywords of :class:`BaseClientOrServer` (``log``,
+        ``connect_callback``, ``name``, ``encoding``, ``terminator``,
+        ``max_line_length``, ``heartbeat_interval``, ``heartbeat_timeout``,
+        ``keepalive``, ``ssl_context``).
+
+    Raises
+    ------
+    OSError
+        On entry, if the server refuses (``ConnectionRefusedError``) or cannot
+        be reached, or ``TimeoutError`` after ``connect_timeout``.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        connect_timeout: float | None = None,
+        reconnect: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise ValueError(f"port={port!r} must be an int in 1..65535")
+        if connect_timeout is not None and not connect_timeout > 0:
+            raise ValueError(f"connect_timeout={connect_timeout!r} must be None or > 0")
+        if reconnect is not None:
+            raise NotImplementedError("reconnect is not supported yet")
+        self.host = host
+        self.port = port
+        self.connect_timeout = connect_timeout
+        self._reconnect = reconnect
+        self._pending: anyio.abc.ByteStream | None = None
+
+    def _describe(self) -> str:
+        return f"{super()._describe()} ({self.host}:{self.port})"
+
+    async def _connect(self) -> anyio.abc.ByteStream:
+        where = f"{self._describe()}: cannot connect"
+        timeout = self.connect_timeout if self.connect_timeout is not None else math.inf
+        try:
+            with anyio.fail_after(timeout):
+                stream: anyio.abc.ByteStream = await anyio.connect_tcp(
+                    self.host,
+                    self.port,
+                    ssl_context=self.ssl_context,
+                    tls_standard_compatible=False,
+                )
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"{where}: timed out after {self.connect_timeout} s"
+            ) from exc
+        except OSError as exc:
+            raise _connect_error(exc, where) from exc
+        if self.keepalive:
+            set_socket_options(stream)
+        return stream
+
+    async def _open(self) -> None:
+        self._pending = await self._connect()
+
+    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
+        stream, self._pending = self._pending, None
+        if stream is None:
+            return
+        channel = self._adopt(stream, self._describe())
+        task_group.start_soon(self._run_channel, channel)
+        await self._report()
+
+    async def close(self) -> None:
+        """Close the connection; idempotent.
+
+        If a connection was up, ``connect_callback`` has run before this
+        returns.
+        """
+        stream, self._pending = self._pending, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                await anyio.aclose_forcefully(stream)
+        await super().close()

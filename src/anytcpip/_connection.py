@@ -1,0 +1,523 @@
+"""``BaseClientOrServer``: the connection API shared by clients and servers.
+
+Rationale
+---------
+State is recorded, not inferred: the current :class:`~anytcpip._channel.Channel`
+says whether the connection is open, and it changes state the moment its
+receive pump sees the peer leave. Every change of state is queued
+synchronously, in the order it happens, and ``connect_callback`` is run for
+each queued change by whichever task drains the queue first, under a lock,
+skipping a change that would repeat the last reported state. So callbacks run
+once per change and in order, even when a disconnect and the next connect
+happen back to back.
+
+Each instance owns one task group, entered by ``__aenter__`` and left by
+``__aexit__``; receive pumps, accept loops, heartbeats and reconnects all
+run in it, so nothing outlives the ``async with``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import inspect
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+
+from ._channel import Channel
+from ._constants import (
+    DEFAULT_ENCODING,
+    DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_TERMINATOR,
+    HEARTBEAT,
+)
+from ._exceptions import NotConnectedError
+from ._framing import FrameBuffer
+from ._streams import ctypes_size, fill_struct
+
+__all__ = ["BaseClientOrServer", "ConnectCallback"]
+
+_Self = TypeVar("_Self", bound="BaseClientOrServer")
+
+ConnectCallback = Callable[[Any], Awaitable[None]]
+"""An async callable taking the client or server whose state changed."""
+
+_PACKAGE_LOGGER = logging.getLogger("anytcpip")
+_JSON_SHOWN = 200  # characters of bad JSON quoted in the error message
+
+
+def _is_async_callable(obj: object) -> bool:
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
+        getattr(obj, "__call__", None)  # noqa: B004
+    )
+
+
+def _check_positive(name: str, value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{name}={value!r} must be None or > 0")
+    return value
+
+
+class BaseClientOrServer:
+    """The connection API shared by :class:`Client` and the servers.
+
+    Not instantiated directly. Use ``async with`` to start (connect, or bind
+    and listen) and to close.
+
+    Parameters
+    ----------
+    log
+        Parent logger; the instance logs to a child named after the class and
+        ``name``. Default: the ``anytcpip`` logger.
+    connect_callback
+        Async callable ``callback(self)`` run once per change of connection
+        state, in order. Exceptions it raises are logged, not propagated.
+    name
+        Name used in log and error messages.
+    encoding
+        Text encoding for ``read_str``/``write_str`` (strict).
+    terminator
+        Bytes that end a text or JSON message.
+    max_line_length
+        Longest terminated message, without terminator, that reads buffer.
+    heartbeat_interval
+        If set, send ``HEARTBEAT + terminator`` this often while connected.
+    heartbeat_timeout
+        If set, declare the connection lost when no bytes at all arrive for
+        this many seconds.
+    keepalive
+        Enable TCP keepalive on every connection.
+    ssl_context
+        Use TLS with this context.
+
+    Raises
+    ------
+    TypeError
+        If ``connect_callback`` is not an async callable.
+    ValueError
+        If ``terminator`` is not non-empty bytes, ``encoding`` is unknown, or a
+        number is out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        log: logging.Logger | None = None,
+        connect_callback: ConnectCallback | None = None,
+        name: str = "",
+        encoding: str = DEFAULT_ENCODING,
+        terminator: bytes = DEFAULT_TERMINATOR,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        heartbeat_interval: float | None = None,
+        heartbeat_timeout: float | None = None,
+        keepalive: bool = True,
+        ssl_context: Any = None,
+    ) -> None:
+        if connect_callback is not None and not _is_async_callable(connect_callback):
+            raise TypeError(
+                f"connect_callback={connect_callback!r} must be an async callable "
+                "(async def callback(client_or_server))"
+            )
+        if not isinstance(terminator, bytes) or not terminator:
+            raise ValueError(f"terminator={terminator!r} must be non-empty bytes")
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, TypeError) as exc:
+            raise ValueError(f"unknown encoding={encoding!r}") from exc
+        if (
+            not isinstance(max_line_length, int)
+            or isinstance(max_line_length, bool)
+            or max_line_length < 1
+        ):
+            raise ValueError(f"max_line_length={max_line_length!r} must be an int >= 1")
+        self._name = name
+        base_log = log if log is not None else _PACKAGE_LOGGER
+        child = type(self).__name__ + (f".{name}" if name else "")
+        self._log = base_log.getChild(child)
+        self._connect_callback = connect_callback
+        self._encoding = encoding
+        self._terminator = terminator
+        self._max_line_length = max_line_length
+        self.heartbeat_interval = _check_positive(
+            "heartbeat_interval", heartbeat_interval
+        )
+        self.heartbeat_timeout = _check_positive("heartbeat_timeout", heartbeat_timeout)
+        self.keepalive = keepalive
+        self.ssl_context = ssl_context
+
+        self._channel: Channel | None = None
+        self._should_be_connected = False
+        self._entered = False
+        self._closed = False
+        self._task_group: anyio.abc.TaskGroup | None = None
+        # Connection-state changes, queued in the order they happen.
+        self._transitions: deque[bool] = deque()
+        self._reported = False
+        self._callback_lock: anyio.Lock | None = None
+        self._reporting_task: int | None = None
+        self._state_changed: anyio.Event | None = None
+
+    # -- properties -----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """Name used in log and error messages."""
+        return self._name
+
+    @property
+    def log(self) -> logging.Logger:
+        """Logger of this instance."""
+        return self._log
+
+    @property
+    def encoding(self) -> str:
+        """Text encoding of ``read_str``/``write_str``."""
+        return self._encoding
+
+    @property
+    def terminator(self) -> bytes:
+        """Bytes that end a text or JSON message."""
+        return self._terminator
+
+    @property
+    def max_line_length(self) -> int:
+        """Longest terminated message (without terminator) a read will buffer."""
+        return self._max_line_length
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection is open.
+
+        Turns False the moment the peer closes or resets the connection, or
+        this end closes it.
+        """
+        channel = self._channel
+        return channel is not None and channel.is_open
+
+    @property
+    def should_be_connected(self) -> bool:
+        """True from a connection until *this* end closes it.
+
+        ``should_be_connected and not connected`` means the peer dropped us.
+        """
+        return self._should_be_connected
+
+    def _describe(self) -> str:
+        return (
+            f"{type(self).__name__} {self._name!r}"
+            if self._name
+            else type(self).__name__
+        )
+
+    # -- life cycle -----------------------------------------------------------
+
+    async def __aenter__(self: _Self) -> _Self:
+        if self._entered:
+            raise RuntimeError(f"{self._describe()} can only be started once")
+        self._entered = True
+        self._callback_lock = anyio.Lock()
+        self._state_changed = anyio.Event()
+        await self._open()
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        try:
+            await self._start(task_group)
+        except BaseException:
+            await self._shutdown()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        """Close, then stop and wait for the background tasks."""
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.close()
+        finally:
+            task_group = self._task_group
+            if task_group is not None:
+                self._task_group = None
+                task_group.cancel_scope.cancel()
+                # The body's own exception is not passed in: it propagates
+                # unchanged instead of being wrapped in an ExceptionGroup.
+                await task_group.__aexit__(None, None, None)
+
+    async def _open(self) -> None:
+        """Acquire resources before the task group starts (connect, bind)."""
+
+    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Start background work in the instance's task group."""
+
+    async def close(self) -> None:
+        """Close the connection (and, for servers, the listener); idempotent.
+
+        If a connection was up, ``connect_callback`` has run before this
+        returns.
+        """
+        self._closed = True
+        self._should_be_connected = False
+        channel = self._channel
+        if channel is not None:
+            await channel.aclose()
+        await self._report()
+        self._notify_state_changed()
+
+    # -- connection state and callbacks -------------------------------------
+
+    def _adopt(self, stream: anyio.abc.ByteStream, who: str) -> Channel:
+        """Make ``stream`` the current connection and queue the change."""
+        channel = Channel(
+            stream,
+            who=who,
+            max_line_length=self._max_line_length,
+            log=self._log,
+            on_down=self._on_channel_down,
+        )
+        self._channel = channel
+        self._should_be_connected = True
+        self._transitions.append(True)
+        self._notify_state_changed()
+        self._log.info("%s: connected", who)
+        return channel
+
+    def _on_channel_down(self, channel: Channel) -> None:
+        self._transitions.append(False)
+        self._notify_state_changed()
+        self._log.info("%s: %s", channel.who, channel.reason)
+
+    def _notify_state_changed(self) -> None:
+        event = self._state_changed
+        if event is not None:
+            self._state_changed = anyio.Event()
+            event.set()
+
+    async def _run_channel(self, channel: Channel) -> None:
+        """Pump a channel until it ends, then report the disconnection."""
+        try:
+            await channel.pump()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._report()
+
+    async def _report(self) -> None:
+        """Run ``connect_callback`` for each queued state change, in order."""
+        lock = self._callback_lock
+        if lock is None:
+            self._transitions.clear()
+            return
+        current = anyio.get_current_task().id
+        if self._reporting_task == current:
+            # Called from within connect_callback: the outer loop reports.
+            return
+        async with lock:
+            self._reporting_task = current
+            try:
+                while self._transitions:
+                    state = self._transitions.popleft()
+                    if state == self._reported:
+                        continue
+                    self._reported = state
+                    await self.call_connect_callback()
+            finally:
+                self._reporting_task = None
+
+    async def call_connect_callback(self) -> None:
+        """Call ``connect_callback`` (if any), logging any exception it raises."""
+        callback = self._connect_callback
+        if callback is None:
+            return
+        try:
+            await callback(self)
+        except Exception:
+            self._log.exception("connect_callback failed")
+
+    async def _wait_state(self, predicate: Callable[[], bool], what: str) -> None:
+        while not predicate():
+            if self._closed:
+                raise NotConnectedError(f"{self._describe()}: closed while {what}")
+            event = self._state_changed
+            if event is None:
+                raise NotConnectedError(f"{self._describe()}: not started")
+            await event.wait()
+
+    async def wait_connected(self) -> None:
+        """Return once connected (at once if already connected).
+
+        Raises
+        ------
+        NotConnectedError
+            If this instance is closed (or not started) instead.
+        """
+        await self._wait_state(lambda: self.connected, "waiting for a connection")
+
+    # -- reading ----------------------------------------------------------------
+
+    def _require_channel(self) -> Channel:
+        channel = self._channel
+        if channel is None:
+            if self._closed:
+                raise NotConnectedError(f"{self._describe()}: closed by this end")
+            raise NotConnectedError(f"{self._describe()}: not connected")
+        return channel
+
+    async def read(self, n: int) -> bytes:
+        """Read up to ``n`` bytes; ``b""`` once at end of stream.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the end of stream was already reported.
+        """
+        if n < 0:
+            raise ValueError(f"n={n} must be >= 0")
+        return await self._require_channel().read(lambda f: f.next_some(n), 1)
+
+    async def readexactly(self, n: int) -> bytes:
+        """Read exactly ``n`` bytes.
+
+        Raises
+        ------
+        IncompleteReadError
+            If the peer closes first (``.partial`` holds what arrived).
+        ConnectionError
+            If not connected (or the peer left and nothing is buffered).
+        """
+        if n < 0:
+            raise ValueError(f"n={n} must be >= 0")
+        return await self._require_channel().read(lambda f: f.next_exactly(n), n)
+
+    async def readline(self) -> bytes:
+        r"""Read up to and including ``b"\n"``.
+
+        At end of stream, return the unterminated remainder (``b""`` if none),
+        like :meth:`asyncio.StreamReader.readline`.
+
+        Raises
+        ------
+        LimitOverrunError
+            If the line is longer than ``max_line_length``.
+        """
+        return await self._require_channel().read(
+            lambda f: f.next_line(b"\n", at_eof="partial"), self._max_line_length + 1
+        )
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        """Read up to and including ``separator``.
+
+        Raises
+        ------
+        IncompleteReadError
+            If the peer closes before the separator.
+        LimitOverrunError
+            If the message is longer than ``max_line_length``.
+        """
+        if not isinstance(separator, bytes) or not separator:
+            raise ValueError(f"separator={separator!r} must be non-empty bytes")
+        return await self._read_line(separator)
+
+    async def _read_line(self, separator: bytes) -> bytes:
+        def parse(frames: FrameBuffer) -> Any:
+            return frames.next_line(separator)
+
+        return await self._require_channel().read(
+            parse, self._max_line_length + len(separator)
+        )
+
+    async def read_into(self, struct: Any) -> None:
+        """Fill a ctypes object (``Structure``, array, ...) from ``sizeof`` bytes.
+
+        Raises
+        ------
+        IncompleteReadError
+            If the peer closes mid-struct; ``.expected`` is the struct's size.
+        """
+        size = ctypes_size(struct)
+        data = await self.readexactly(size)
+        fill_struct(struct, data)
+
+    def _skips_heartbeats(self) -> bool:
+        return self.heartbeat_interval is not None or self.heartbeat_timeout is not None
+
+    async def read_str(self) -> str:
+        """Read a message ending in ``terminator``; strip it and decode strictly.
+
+        A line that is exactly ``HEARTBEAT`` is skipped when heartbeats are
+        enabled on this side.
+
+        Raises
+        ------
+        UnicodeDecodeError
+            If the message is not valid text (it was consumed; the connection
+            stays usable).
+        """
+        term = self._terminator
+        while True:
+            line = await self._read_line(term)
+            data = line[: -len(term)]
+            if data == HEARTBEAT and self._skips_heartbeats():
+                continue
+            return data.decode(self._encoding)
+
+    async def read_json(self) -> Any:
+        """Read a message with :meth:`read_str` and parse it as JSON.
+
+        Raises
+        ------
+        json.JSONDecodeError
+            If the message is not JSON; the message quotes the text. The
+            connection stays usable.
+        """
+        text = await self.read_str()
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            shown = text if len(text) <= _JSON_SHOWN else text[:_JSON_SHOWN] + "..."
+            raise json.JSONDecodeError(
+                f"{exc.msg} in {shown!r}", exc.doc, exc.pos
+            ) from exc
+
+    # -- writing ----------------------------------------------------------------
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send bytes; returns once handed to the OS (backpressure honoured)."""
+        await self._require_channel().send(data)
+
+    async def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Send several byte strings as one message (never interleaved)."""
+        await self._require_channel().send(b"".join(lines))
+
+    async def write_from(self, *structs: Any) -> None:
+        """Send one or more ctypes objects as one message."""
+        for struct in structs:
+            ctypes_size(struct)
+        await self._require_channel().send(b"".join(bytes(s) for s in structs))
+
+    async def write_str(self, line: str) -> None:
+        """Encode ``line`` strictly, append ``terminator`` and send it.
+
+        Raises
+        ------
+        UnicodeEncodeError
+            If ``line`` cannot be encoded (nothing is sent).
+        """
+        await self._require_channel().send(
+            line.encode(self._encoding) + self._terminator
+        )
+
+    async def write_json(self, obj: Any) -> None:
+        """Send ``json.dumps(obj)`` with :meth:`write_str`."""
+        await self.write_str(json.dumps(obj))

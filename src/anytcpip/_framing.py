@@ -1,0 +1,188 @@
+"""Sans-IO framing: split a byte stream into lines and fixed-size frames.
+
+Rationale
+---------
+All parsing lives here, with no I/O and no anyio import, so it can be tested
+synchronously, byte by byte, and so the I/O layer can parse many messages per
+receive call without a scheduler round trip per message.
+
+The buffer is a :class:`bytearray`; CPython deletes from its front in O(1)
+amortized time, so consuming a frame never copies the rest. Terminator search
+resumes where the previous unsuccessful search stopped, so feeding a long line
+one byte at a time costs O(n), not O(n**2).
+
+A terminated read is bounded: as soon as the buffered bytes prove that the
+message (without its terminator) is longer than ``max_line_length``,
+:class:`LimitOverrunError` is raised and the data stays buffered.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final, Literal
+
+from ._constants import DEFAULT_MAX_LINE_LENGTH
+from ._exceptions import IncompleteReadError, LimitOverrunError
+
+__all__ = ["NEED_DATA", "FrameBuffer", "NeedData"]
+
+
+class NeedData(enum.Enum):
+    """Type of the :data:`NEED_DATA` sentinel."""
+
+    NEED_DATA = enum.auto()
+
+
+NEED_DATA: Final = NeedData.NEED_DATA
+"""Returned by :class:`FrameBuffer` methods when more data must be fed first."""
+
+
+class FrameBuffer:
+    """Buffer received bytes and cut them into frames.
+
+    Parameters
+    ----------
+    max_line_length
+        The longest terminated message, not counting the terminator.
+    who
+        Which connection, used in exception messages.
+    """
+
+    __slots__ = ("_buf", "_eof", "_scan_term", "_scanned", "max_line_length", "who")
+
+    def __init__(
+        self, max_line_length: int = DEFAULT_MAX_LINE_LENGTH, who: str = ""
+    ) -> None:
+        if max_line_length < 1:
+            raise ValueError(f"max_line_length={max_line_length} must be >= 1")
+        self.max_line_length = max_line_length
+        self.who = who
+        self._buf = bytearray()
+        self._eof = False
+        # Bytes at the front of the buffer known to contain no complete
+        # ``_scan_term`` (the search resumes from there).
+        self._scanned = 0
+        self._scan_term = b""
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    @property
+    def eof(self) -> bool:
+        """True once end of stream has been fed."""
+        return self._eof
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes; an empty ``data`` means end of stream.
+
+        Raises
+        ------
+        RuntimeError
+            If data is fed after end of stream.
+        """
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise RuntimeError("cannot feed data after end of stream")
+        self._buf += data
+
+    def peek(self) -> bytes:
+        """Return a copy of all buffered bytes, consuming nothing."""
+        return bytes(self._buf)
+
+    def _take(self, n: int) -> bytes:
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._scanned = 0
+        return data
+
+    def next_some(self, n: int) -> bytes | NeedData:
+        """Return up to ``n`` buffered bytes.
+
+        Returns ``b""`` at end of stream once the buffer is empty, and
+        :data:`NEED_DATA` if nothing is buffered yet.
+        """
+        if n < 0:
+            raise ValueError(f"n={n} must be >= 0")
+        if self._buf:
+            return self._take(n)
+        if self._eof or n == 0:
+            return b""
+        return NEED_DATA
+
+    def next_exactly(self, n: int) -> bytes | NeedData:
+        """Return exactly ``n`` bytes, or :data:`NEED_DATA`.
+
+        Raises
+        ------
+        IncompleteReadError
+            At end of stream with fewer than ``n`` bytes buffered; those bytes
+            are consumed and carried in ``.partial``.
+        """
+        if n < 0:
+            raise ValueError(f"n={n} must be >= 0")
+        if len(self._buf) >= n:
+            return self._take(n)
+        if self._eof:
+            raise IncompleteReadError(self._take(len(self._buf)), n, self.who)
+        return NEED_DATA
+
+    def next_line(
+        self, terminator: bytes, *, at_eof: Literal["raise", "partial"] = "raise"
+    ) -> bytes | NeedData:
+        """Return the next message including its ``terminator``, or :data:`NEED_DATA`.
+
+        Parameters
+        ----------
+        terminator
+            The separator, one byte or more.
+        at_eof
+            What to do at end of stream with an unterminated remainder:
+            ``"raise"`` :class:`IncompleteReadError` (like
+            ``asyncio.StreamReader.readuntil``) or return it, ``"partial"``
+            (like ``readline``; ``b""`` when nothing is left).
+
+        Raises
+        ------
+        LimitOverrunError
+            As soon as the buffer proves the message is longer than
+            ``max_line_length``. Nothing is consumed.
+        IncompleteReadError
+            At end of stream before the terminator, with ``at_eof="raise"``.
+        """
+        tlen = len(terminator)
+        if tlen == 0:
+            raise ValueError("the terminator must not be empty")
+        buf = self._buf
+        limit = self.max_line_length
+        start = self._scanned if self._scan_term == terminator else 0
+        # The terminator of a valid message starts at index <= limit.
+        idx = buf.find(terminator, start, limit + tlen)
+        if idx >= 0:
+            return self._take(idx + tlen)
+        blen = len(buf)
+        self._scan_term = terminator
+        self._scanned = max(0, min(blen, limit + tlen) - tlen + 1)
+        if blen > limit and not self._may_complete(terminator):
+            raise LimitOverrunError(
+                f"{self.who + ': ' if self.who else ''}message longer than "
+                f"max_line_length={limit} bytes without terminator {terminator!r}",
+                blen,
+            )
+        if self._eof:
+            if at_eof == "partial":
+                return self._take(blen)
+            raise IncompleteReadError(self._take(blen), None, self.who)
+        return NEED_DATA
+
+    def _may_complete(self, terminator: bytes) -> bool:
+        """Whether a terminator could still end a message of allowed length.
+
+        Called only when the buffer holds more than ``max_line_length`` bytes
+        and no complete terminator within the allowed range.
+        """
+        buf = self._buf
+        limit = self.max_line_length
+        first = max(0, len(buf) - len(terminator) + 1)
+        return any(terminator.startswith(buf[i:]) for i in range(first, limit + 1))

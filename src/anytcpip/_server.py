@@ -1,0 +1,162 @@
+"""``OneClientServer``: serve one client at a time (API.md section 6).
+
+Rationale
+---------
+Each listener (one, or one per address family with ``host=None``) has an
+accept loop in the server's task group. A newly accepted client either
+becomes the current connection, is closed at once with nothing sent
+("reject", counted in ``rejected_count``), or takes over from the current one
+("replace"). The current client's receive pump runs in its own task; when it
+ends, the disconnection is reported and the next client may connect.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.stapled import MultiListener
+
+from ._connection import BaseClientOrServer
+from ._constants import DEFAULT_LOCALHOST
+from ._socket_options import set_socket_options
+from ._streams import close_stream
+
+__all__ = ["OneClientServer"]
+
+_ACCEPT_ERROR_BACKOFF = 0.1  # seconds to wait after accept fails (e.g. EMFILE)
+
+
+def _peer(stream: anyio.abc.ByteStream) -> str:
+    address = stream.extra(SocketAttribute.remote_address, None)
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) if address is not None else "?"
+
+
+class OneClientServer(BaseClientOrServer):
+    """A TCP server that serves one client at a time.
+
+    ``async with OneClientServer(port=0) as server:`` binds and listens;
+    ``server.port`` is then the real port.
+
+    Parameters
+    ----------
+    host
+        Address to listen on; None for all interfaces (IPv4 and IPv6, on the
+        same port). Default: ``127.0.0.1``, loopback only.
+    port
+        Port to listen on; 0 picks a free one.
+    extra_client
+        What to do when a client connects while another is connected:
+        ``"reject"`` closes the newcomer at once; ``"replace"`` closes the old
+        client and serves the newcomer.
+    **kwargs
+        The common keywords of :class:`BaseClientOrServer`.
+    """
+
+    def __init__(
+        self,
+        host: str | None = DEFAULT_LOCALHOST,
+        port: int = 0,
+        *,
+        extra_client: Literal["reject", "replace"] = "reject",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
+            raise ValueError(f"port={port!r} must be an int in 0..65535")
+        if extra_client not in ("reject", "replace"):
+            raise ValueError(
+                f"extra_client={extra_client!r} must be 'reject' or 'replace'"
+            )
+        self.host = host
+        self.port = port
+        self.extra_client = extra_client
+        self.rejected_count = 0
+        self._listener: MultiListener[anyio.abc.SocketStream] | None = None
+        self._listen_scope: anyio.CancelScope | None = None
+
+    def _describe(self) -> str:
+        return f"{super()._describe()} ({self.host}:{self.port})"
+
+    async def _open(self) -> None:
+        listener = await anyio.create_tcp_listener(
+            local_host=self.host, local_port=self.port
+        )
+        self._listener = listener
+        self._listen_scope = anyio.CancelScope()
+        self.port = listener.extra(SocketAttribute.local_port)
+        self._log.info("%s: listening", self._describe())
+
+    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
+        assert self._listener is not None
+        for listener in self._listener.listeners:
+            task_group.start_soon(self._accept_loop, listener, task_group)
+
+    async def _accept_loop(
+        self,
+        listener: anyio.abc.Listener[anyio.abc.SocketStream],
+        task_group: anyio.abc.TaskGroup,
+    ) -> None:
+        accept = getattr(listener, "accept")  # noqa: B009  (SocketListener API)
+        assert self._listen_scope is not None
+        with self._listen_scope:
+            while True:
+                try:
+                    stream = await accept()
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return
+                except OSError as exc:
+                    # e.g. out of file descriptors: back off instead of spinning.
+                    self._log.warning("%s: accept failed: %r", self._describe(), exc)
+                    await anyio.sleep(_ACCEPT_ERROR_BACKOFF)
+                    continue
+                await self._handle_new_client(stream, task_group)
+
+    async def _handle_new_client(
+        self, stream: anyio.abc.ByteStream, task_group: anyio.abc.TaskGroup
+    ) -> None:
+        who = f"{self._describe()}: client {_peer(stream)}"
+        current = self._channel
+        if current is not None and current.is_open:
+            if self.extra_client == "reject":
+                self.rejected_count += 1
+                self._log.info(
+                    "%s rejected: another client is connected (%d rejected so far)",
+                    who,
+                    self.rejected_count,
+                )
+                await close_stream(stream)
+                return
+            self._log.info("%s replaces the connected client", who)
+            await current.aclose("the connection was replaced by a new client")
+        if self.keepalive:
+            set_socket_options(stream)
+        channel = self._adopt(stream, who)
+        task_group.start_soon(self._run_channel, channel)
+        task_group.start_soon(self._report)
+
+    async def close_client(self) -> None:
+        """Drop the current client (``should_be_connected`` turns False).
+
+        The server keeps listening. If a client was connected,
+        ``connect_callback`` has run before this returns.
+        """
+        self._should_be_connected = False
+        channel = self._channel
+        if channel is not None:
+            await channel.aclose()
+        await self._report()
+
+    async def close(self) -> None:
+        """Stop listening and drop the client; idempotent."""
+        if self._listen_scope is not None:
+            self._listen_scope.cancel()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await close_stream(listener)
+        await super().close()

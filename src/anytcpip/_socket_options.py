@@ -1,0 +1,68 @@
+"""TCP keepalive, set portably (API.md section 8).
+
+Where the OS lacks an option it is skipped, never an error: a connection must
+not fail because a platform cannot tune keepalive.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+from ._constants import KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME
+
+__all__ = ["set_socket_options"]
+
+_log = logging.getLogger("anytcpip")
+
+
+def set_socket_options(
+    stream: anyio.abc.ByteStream | socket.socket,
+    *,
+    keepalive_time: float = KEEPALIVE_TIME,
+    keepalive_interval: float = KEEPALIVE_INTERVAL,
+    keepalive_probes: int = KEEPALIVE_PROBES,
+) -> None:
+    """Enable TCP keepalive on a connected stream (or raw socket).
+
+    Sets ``SO_KEEPALIVE`` and, where the OS has them, the idle time, probe
+    interval and probe count. Options the OS lacks are skipped silently; a
+    stream with no underlying socket (in-memory, ...) is left alone.
+
+    Parameters
+    ----------
+    stream
+        An anyio socket stream (or a TLS stream over one), or a socket.
+    keepalive_time
+        Seconds of idleness before the first probe.
+    keepalive_interval
+        Seconds between probes.
+    keepalive_probes
+        Unanswered probes before the OS drops the connection.
+    """
+    if isinstance(stream, socket.socket):
+        sock: socket.socket | None = stream
+    else:
+        sock = stream.extra(SocketAttribute.raw_socket, None)
+    if sock is None or sock.type != socket.SOCK_STREAM:
+        return
+    options: list[tuple[int, str, int]] = [
+        (socket.SOL_SOCKET, "SO_KEEPALIVE", 1),
+        # Linux and most BSDs call the idle time TCP_KEEPIDLE; macOS TCP_KEEPALIVE.
+        (socket.IPPROTO_TCP, "TCP_KEEPIDLE", int(keepalive_time)),
+        (socket.IPPROTO_TCP, "TCP_KEEPINTVL", int(keepalive_interval)),
+        (socket.IPPROTO_TCP, "TCP_KEEPCNT", int(keepalive_probes)),
+    ]
+    if not hasattr(socket, "TCP_KEEPIDLE"):
+        options.append((socket.IPPROTO_TCP, "TCP_KEEPALIVE", int(keepalive_time)))
+    for level, name, value in options:
+        option = getattr(socket, name, None)
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError as exc:
+            _log.debug("could not set socket option %s=%s: %r", name, value, exc)
