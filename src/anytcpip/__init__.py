@@ -5,8 +5,6 @@ backend, with structured concurrency, event-driven disconnect detection and
 bounded memory. See https://pypi.org/project/anytcpip/ for the guide.
 """
 
-from __future__ import annotations
-
 import logging as _logging
 
 from ._client import Client as Client

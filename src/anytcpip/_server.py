@@ -134,6 +134,9 @@ class OneClientServer(BaseClientOrServer):
                 return
             self._log.info("%s replaces the connected client", who)
             await current.aclose("the connection was replaced by a new client")
+        # Report the previous client's departure first, so its callback sees
+        # ``connected`` False rather than the newcomer's state.
+        await self._report()
         if self.keepalive:
             set_socket_options(stream)
         channel = self._adopt(stream, who)

@@ -1,0 +1,76 @@
+"""Client connection behaviour (API.md section 5)."""
+
+from __future__ import annotations
+
+import socket
+
+import anyio
+import pytest
+
+from anytcpip import Client, OneClientServer
+from helpers import TIMEOUT
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_refused_raises_connection_refused_not_a_group() -> None:
+    port = _free_port()
+    with pytest.raises(ConnectionRefusedError) as info:
+        async with Client("127.0.0.1", port, name="ctrl"):
+            pass
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert "ctrl" in str(info.value)
+
+
+async def test_connected_state_and_attributes() -> None:
+    async with OneClientServer(port=0) as server:
+        client = Client("127.0.0.1", server.port, name="c")
+        assert (client.host, client.port, client.name) == (
+            "127.0.0.1",
+            server.port,
+            "c",
+        )
+        assert not client.connected
+        async with client:
+            assert client.connected
+            assert client.should_be_connected
+        assert not client.connected
+        assert not client.should_be_connected
+
+
+async def test_client_cannot_be_entered_twice() -> None:
+    async with OneClientServer(port=0) as server:
+        client = Client("127.0.0.1", server.port)
+        async with client:
+            with pytest.raises(RuntimeError, match="once"):
+                await client.__aenter__()
+
+
+async def test_wait_connected_returns_at_once_when_connected() -> None:
+    async with OneClientServer(port=0) as server:
+        async with Client("127.0.0.1", server.port) as client:
+            with anyio.fail_after(TIMEOUT):
+                await client.wait_connected()
+
+
+async def test_keepalive_enabled_by_default() -> None:
+    async with OneClientServer(port=0) as server:
+        async with Client("127.0.0.1", server.port) as client:
+            channel = client._channel  # no public socket accessor
+            assert channel is not None
+            sock = channel.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        async with Client("127.0.0.1", server.port, keepalive=False) as client:
+            channel = client._channel
+            assert channel is not None
+            sock = channel.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+
+
+def test_connect_timeout_validation() -> None:
+    with pytest.raises(ValueError, match="connect_timeout"):
+        Client("127.0.0.1", 1, connect_timeout=0)

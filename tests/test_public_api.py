@@ -1,0 +1,80 @@
+"""The public surface: names, values, module metadata."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import anytcpip
+
+
+def test_all_matches_the_public_names() -> None:
+    public = {name for name in dir(anytcpip) if not name.startswith("_")}
+    public.add("__version__")
+    assert set(anytcpip.__all__) == public
+    assert len(anytcpip.__all__) == len(set(anytcpip.__all__))
+
+
+def test_public_objects_claim_the_package_module() -> None:
+    for name in anytcpip.__all__:
+        obj = getattr(anytcpip, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == "anytcpip", name
+
+
+def test_public_callables_have_docstrings() -> None:
+    for name in anytcpip.__all__:
+        obj = getattr(anytcpip, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert inspect.getdoc(obj), name
+
+
+def test_constants() -> None:
+    assert anytcpip.DEFAULT_ENCODING == "utf-8"
+    assert anytcpip.DEFAULT_TERMINATOR == anytcpip.TERMINATOR == b"\r\n"
+    assert anytcpip.DEFAULT_LOCALHOST == "127.0.0.1"
+    assert anytcpip.LOCALHOST_IPV4 == anytcpip.LOCAL_HOST == "127.0.0.1"
+    assert anytcpip.LOCALHOST_IPV6 == "::1"
+    assert anytcpip.HEARTBEAT == b"heartbeat"
+    assert anytcpip.DEFAULT_MAX_LINE_LENGTH == 65536
+    assert (
+        anytcpip.KEEPALIVE_TIME,
+        anytcpip.KEEPALIVE_INTERVAL,
+        anytcpip.KEEPALIVE_PROBES,
+    ) == (60, 15, 4)
+
+
+def test_exception_hierarchy() -> None:
+    assert issubclass(anytcpip.IncompleteReadError, asyncio.IncompleteReadError)
+    assert issubclass(anytcpip.IncompleteReadError, EOFError)
+    assert issubclass(anytcpip.LimitOverrunError, asyncio.LimitOverrunError)
+    assert issubclass(anytcpip.NotConnectedError, ConnectionError)
+    assert issubclass(anytcpip.ConnectionLostError, ConnectionError)
+    for exc in (
+        anytcpip.IncompleteReadError,
+        anytcpip.LimitOverrunError,
+        anytcpip.NotConnectedError,
+        anytcpip.ConnectionLostError,
+    ):
+        assert issubclass(exc, anytcpip.AnyTcpIpError)
+
+
+def test_core_imports_no_backend() -> None:
+    """Core modules import anyio, never asyncio or trio (except _exceptions)."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(anytcpip.__file__).parent
+    for path in package.glob("_*.py"):
+        if path.name in ("_exceptions.py",):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in ("asyncio", "trio"), (path, name)

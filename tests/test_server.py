@@ -1,0 +1,202 @@
+"""One-client semantics of OneClientServer (API.md section 6)."""
+
+from __future__ import annotations
+
+import socket
+
+import anyio
+import pytest
+
+from anytcpip import Client, OneClientServer
+from helpers import TIMEOUT, CallbackRecorder, connected_pair, raw_peer
+
+
+def _ipv6_available() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+async def test_port_zero_gives_the_real_port() -> None:
+    async with OneClientServer(port=0) as server:
+        assert server.port > 0
+        assert server.host == "127.0.0.1"
+        async with Client("127.0.0.1", server.port) as client:
+            assert client.connected
+
+
+@pytest.mark.skipif(not _ipv6_available(), reason="no IPv6 loopback")
+async def test_host_none_listens_on_ipv4_and_ipv6_on_one_port() -> None:
+    async with OneClientServer(host=None, port=0) as server:
+        assert server.port > 0
+        for host in ("127.0.0.1", "::1"):
+            async with Client(host, server.port) as client:
+                with anyio.fail_after(TIMEOUT):
+                    await server.wait_connected()
+                    await client.write_str(host)
+                    assert await server.read_str() == host
+            with anyio.fail_after(TIMEOUT):
+                while server.connected:
+                    await server.read(100)  # drain until end of stream
+
+
+@pytest.mark.skipif(not _ipv6_available(), reason="no IPv6 loopback")
+async def test_ipv6_loopback_server() -> None:
+    async with OneClientServer(host="::1", port=0) as server:
+        async with Client("::1", server.port) as client:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+                await server.write_str("v6")
+                assert await client.read_str() == "v6"
+
+
+async def test_extra_client_rejected_and_first_unaffected() -> None:
+    recorder = CallbackRecorder()
+    async with connected_pair({"connect_callback": recorder}) as (server, client):
+        assert await recorder.wait_for(1) == [True]
+        async with raw_peer(server.port) as extra:
+            with anyio.fail_after(TIMEOUT):
+                # Closed at once with nothing sent.
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await extra.receive()
+        assert server.rejected_count == 1
+        with anyio.fail_after(TIMEOUT):
+            await client.write_str("still here")
+            assert await server.read_str() == "still here"
+            await server.write_str("and you")
+            assert await client.read_str() == "and you"
+        assert client.connected and server.connected
+        assert recorder.states == [True]
+
+
+async def test_many_extra_clients_counted_exactly() -> None:
+    async with connected_pair() as (server, client):
+        extras = 20
+
+        async def extra() -> None:
+            async with raw_peer(server.port) as stream:
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await stream.receive()
+
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                for _ in range(extras):
+                    tg.start_soon(extra)
+                for i in range(100):
+                    await client.write_str(str(i))
+                for i in range(100):
+                    assert await server.read_str() == str(i)
+        assert server.rejected_count == extras
+        assert server.connected
+
+
+async def test_next_client_accepted_after_the_first_leaves() -> None:
+    recorder = CallbackRecorder()
+    async with OneClientServer(port=0, connect_callback=recorder) as server:
+        for expected in range(1, 4):
+            async with Client("127.0.0.1", server.port) as client:
+                await recorder.wait_for(2 * expected - 1)
+                await client.write_str(f"client {expected}")
+                with anyio.fail_after(TIMEOUT):
+                    assert await server.read_str() == f"client {expected}"
+            await recorder.wait_for(2 * expected)
+        assert recorder.states == [True, False] * 3
+        assert server.rejected_count == 0
+
+
+async def test_close_client_keeps_listening() -> None:
+    recorder = CallbackRecorder()
+    async with OneClientServer(port=0, connect_callback=recorder) as server:
+        async with Client("127.0.0.1", server.port) as first:
+            await recorder.wait_for(1)
+            assert server.should_be_connected
+            await server.close_client()
+            assert recorder.states == [True, False]  # ran before returning
+            assert not server.connected
+            assert not server.should_be_connected
+            with pytest.raises(ConnectionError, match="closed by this end"):
+                await server.read_str()
+            with anyio.fail_after(TIMEOUT):
+                assert await first.read(10) == b""
+            await server.close_client()  # idempotent
+        async with Client("127.0.0.1", server.port) as second:
+            await recorder.wait_for(3)
+            await second.write_str("next")
+            with anyio.fail_after(TIMEOUT):
+                assert await server.read_str() == "next"
+        assert recorder.states[:3] == [True, False, True]
+
+
+async def test_close_stops_listening_and_drops_client() -> None:
+    recorder = CallbackRecorder()
+    async with OneClientServer(port=0, connect_callback=recorder) as server:
+        port = server.port
+        async with Client("127.0.0.1", port) as client:
+            await recorder.wait_for(1)
+            await server.close()
+            assert recorder.states == [True, False]
+            with anyio.fail_after(TIMEOUT):
+                assert await client.read(10) == b""
+        await server.close()  # idempotent
+    with pytest.raises(ConnectionRefusedError):
+        async with Client("127.0.0.1", port):
+            pass
+
+
+async def test_wait_connected() -> None:
+    async with OneClientServer(port=0) as server:
+        assert not server.connected
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                done = anyio.Event()
+
+                async def waiter() -> None:
+                    await server.wait_connected()
+                    done.set()
+
+                tg.start_soon(waiter)
+                await anyio.wait_all_tasks_blocked()
+                assert not done.is_set()
+                async with Client("127.0.0.1", server.port):
+                    await done.wait()
+                    await server.wait_connected()  # at once when connected
+                    assert server.connected
+
+
+async def test_wait_connected_raises_when_server_closes() -> None:
+    async with OneClientServer(port=0) as server:
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+
+                async def waiter() -> None:
+                    with pytest.raises(ConnectionError, match="closed"):
+                        await server.wait_connected()
+
+                tg.start_soon(waiter)
+                await anyio.wait_all_tasks_blocked()
+                await server.close()
+
+
+async def test_replace_policy_hands_over_to_the_newcomer() -> None:
+    recorder = CallbackRecorder()
+    server_kwargs = {"connect_callback": recorder, "extra_client": "replace"}
+    async with connected_pair(server_kwargs) as (server, old):
+        await recorder.wait_for(1)
+        async with Client("127.0.0.1", server.port) as new:
+            assert await recorder.wait_for(3) == [True, False, True]
+            with anyio.fail_after(TIMEOUT):
+                assert await old.read(10) == b""
+                await new.write_str("I am new")
+                assert await server.read_str() == "I am new"
+        assert server.rejected_count == 0
+
+
+async def test_server_bound_to_loopback_by_default() -> None:
+    async with OneClientServer() as server:
+        assert server.host == "127.0.0.1"
+        assert server.port > 0
