@@ -29,6 +29,8 @@ from ._exceptions import LimitOverrunError as LimitOverrunError
 from ._exceptions import NotConnectedError as NotConnectedError
 from ._framing import NEED_DATA as NEED_DATA
 from ._framing import FrameBuffer as FrameBuffer
+from ._read_loop import OneClientReadLoopServer as OneClientReadLoopServer
+from ._reconnect import Backoff as Backoff
 from ._server import OneClientServer as OneClientServer
 from ._socket_options import set_socket_options as set_socket_options
 from ._streams import close_stream as close_stream
@@ -51,6 +53,7 @@ __all__ = (
     "NEED_DATA",
     "TERMINATOR",
     "AnyTcpIpError",
+    "Backoff",
     "BaseClientOrServer",
     "Client",
     "ConnectCallback",
@@ -59,6 +62,7 @@ __all__ = (
     "IncompleteReadError",
     "LimitOverrunError",
     "NotConnectedError",
+    "OneClientReadLoopServer",
     "OneClientServer",
     "__version__",
     "close_stream",

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -152,25 +153,42 @@ class Channel:
         if self._on_down is not None:
             self._on_down(self)
 
-    async def pump(self) -> None:
+    async def pump(self, receive_timeout: float | None = None) -> None:
         """Receive into the buffer until the connection ends; then close the stream.
 
         Run this in a task owned by the client or server. It never raises
         (except cancellation of the task itself).
+
+        Parameters
+        ----------
+        receive_timeout
+            If set, declare the connection lost when no bytes arrive for this
+            many seconds (not counting time this end spends not reading
+            because its buffer is full).
         """
         stream = self.stream
         frames = self.frames
         reason = ""
+        watchdog = anyio.CancelScope()
         try:
-            with self._pump_scope:
+            with self._pump_scope, watchdog:
                 while True:
-                    while len(frames) >= max(HIGH_WATER_MARK, self._wanted):
-                        self._space_waiter = anyio.Event()
-                        await self._space_waiter.wait()
+                    if len(frames) >= max(HIGH_WATER_MARK, self._wanted):
+                        watchdog.deadline = math.inf
+                        while len(frames) >= max(HIGH_WATER_MARK, self._wanted):
+                            self._space_waiter = anyio.Event()
+                            await self._space_waiter.wait()
+                    if receive_timeout is not None:
+                        watchdog.deadline = anyio.current_time() + receive_timeout
                     data = await stream.receive(RECEIVE_CHUNK_SIZE)
                     self.bytes_received += len(data)
                     frames.feed(data)
                     self._wake_reader()
+            if watchdog.cancelled_caught:
+                reason = (
+                    f"no data received for {receive_timeout} s "
+                    "(heartbeat_timeout); the connection is declared lost"
+                )
         except anyio.EndOfStream:
             reason = "the connection was closed by the peer"
         except anyio.ClosedResourceError:
@@ -183,8 +201,6 @@ class Channel:
             if not frames.eof:
                 frames.feed(b"")
             self._wake_reader()
-            if reason:
-                self.log.debug("%s: %s", self.who, reason)
             self._go_down(ChannelState.LOST, reason or "the connection was lost")
             with anyio.CancelScope(shield=True):
                 await close_stream(self.stream)

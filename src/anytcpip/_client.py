@@ -10,6 +10,8 @@ import anyio
 import anyio.abc
 
 from ._connection import BaseClientOrServer
+from ._exceptions import ConnectionLostError
+from ._reconnect import Backoff
 from ._socket_options import set_socket_options
 
 __all__ = ["Client"]
@@ -42,7 +44,13 @@ class Client(BaseClientOrServer):
     connect_timeout
         Seconds allowed for one connection attempt (None: the OS's limit).
     reconnect
-        Reserved for a reconnection policy; must be None for now.
+        A reconnection policy such as :class:`Backoff`. With one, entering
+        does not wait for a connection: the client connects in the
+        background, retrying with the policy's delays, and reconnects after
+        a loss; ``connect_callback`` reports each change and
+        :meth:`wait_connected` waits for the next connection. Without one
+        (the default), entering raises if the server cannot be reached, and a
+        lost connection stays lost: the caller decides what to do.
     **kwargs
         The common keywords of :class:`BaseClientOrServer` (``log``,
         ``connect_callback``, ``name``, ``encoding``, ``terminator``,
@@ -62,7 +70,7 @@ class Client(BaseClientOrServer):
         port: int,
         *,
         connect_timeout: float | None = None,
-        reconnect: Any = None,
+        reconnect: Backoff | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -70,13 +78,15 @@ class Client(BaseClientOrServer):
             raise ValueError(f"port={port!r} must be an int in 1..65535")
         if connect_timeout is not None and not connect_timeout > 0:
             raise ValueError(f"connect_timeout={connect_timeout!r} must be None or > 0")
-        if reconnect is not None:
-            raise NotImplementedError("reconnect is not supported yet")
+        if reconnect is not None and not isinstance(reconnect, Backoff):
+            raise TypeError(f"reconnect={reconnect!r} must be None or a Backoff")
         self.host = host
         self.port = port
         self.connect_timeout = connect_timeout
         self._reconnect = reconnect
         self._pending: anyio.abc.ByteStream | None = None
+        self.reconnect_attempts = 0
+        """Failed connection attempts so far (with ``reconnect``)."""
 
     def _describe(self) -> str:
         return f"{super()._describe()} ({self.host}:{self.port})"
@@ -98,20 +108,63 @@ class Client(BaseClientOrServer):
             ) from exc
         except OSError as exc:
             raise _connect_error(exc, where) from exc
+        except anyio.BrokenResourceError as exc:
+            reason = repr(exc.__cause__ or exc)
+            raise ConnectionLostError(f"{where}: {reason}") from exc
+        except anyio.EndOfStream as exc:
+            raise ConnectionLostError(
+                f"{where}: the server closed the connection during the TLS handshake"
+            ) from exc
         if self.keepalive:
             set_socket_options(stream)
         return stream
 
     async def _open(self) -> None:
-        self._pending = await self._connect()
+        if self._reconnect is None:
+            self._pending = await self._connect()
 
     async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
+        if self._reconnect is not None:
+            task_group.start_soon(self._keep_connected, self._reconnect)
+            return
         stream, self._pending = self._pending, None
         if stream is None:
             return
         channel = self._adopt(stream, self._describe())
         task_group.start_soon(self._run_channel, channel)
         await self._report()
+
+    async def _keep_connected(self, policy: Backoff) -> None:
+        """Connect, serve the connection until it is lost, and start over."""
+        delays = policy.delays()
+        failures = 0
+        while not self._closed:
+            try:
+                stream = await self._connect()
+            except (OSError, ConnectionError) as exc:
+                failures += 1
+                self.reconnect_attempts += 1
+                if policy.max_attempts is not None and failures >= policy.max_attempts:
+                    self._log.error(
+                        "giving up after %d failed connection attempts: %s",
+                        failures,
+                        exc,
+                    )
+                    self._failure = exc
+                    self._notify_state_changed()
+                    return
+                delay = next(delays)
+                self._log.info("%s; retrying in %.2f s", exc, delay)
+                await anyio.sleep(delay)
+                continue
+            failures = 0
+            delays = policy.delays()
+            await self._report()
+            if self._closed:
+                await anyio.aclose_forcefully(stream)
+                return
+            channel = self._adopt(stream, self._describe())
+            await self._run_channel(channel)
 
     async def close(self) -> None:
         """Close the connection; idempotent.

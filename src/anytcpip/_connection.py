@@ -39,6 +39,7 @@ from ._constants import (
 )
 from ._exceptions import NotConnectedError
 from ._framing import FrameBuffer
+from ._heartbeat import send_heartbeats
 from ._streams import ctypes_size, fill_struct
 
 __all__ = ["BaseClientOrServer", "ConnectCallback"]
@@ -162,6 +163,8 @@ class BaseClientOrServer:
         self._callback_lock: anyio.Lock | None = None
         self._reporting_task: int | None = None
         self._state_changed: anyio.Event | None = None
+        # Set when this instance can never connect again (reconnect gave up).
+        self._failure: BaseException | None = None
 
     # -- properties -----------------------------------------------------------
 
@@ -306,12 +309,38 @@ class BaseClientOrServer:
             event.set()
 
     async def _run_channel(self, channel: Channel) -> None:
-        """Pump a channel until it ends, then report the disconnection."""
-        try:
-            await channel.pump()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._report()
+        """Serve one connection until it ends, then report the disconnection.
+
+        Runs the receive pump, the heartbeat sender (if enabled) and any
+        per-connection tasks of a subclass (see :meth:`_start_channel_tasks`).
+        """
+        async with anyio.create_task_group() as task_group:
+            # Report the connection without delaying the pump.
+            task_group.start_soon(self._report)
+            self._start_channel_tasks(channel, task_group)
+            heartbeat_scope = anyio.CancelScope()
+            try:
+                if self.heartbeat_interval is not None:
+                    task_group.start_soon(self._heartbeats, channel, heartbeat_scope)
+                await channel.pump(receive_timeout=self.heartbeat_timeout)
+            finally:
+                heartbeat_scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    await self._report()
+
+    async def _heartbeats(self, channel: Channel, scope: anyio.CancelScope) -> None:
+        assert self.heartbeat_interval is not None
+        with scope:
+            await send_heartbeats(channel, self.heartbeat_interval, self._terminator)
+
+    def _start_channel_tasks(
+        self, channel: Channel, task_group: anyio.abc.TaskGroup
+    ) -> None:
+        """Start tasks bound to one connection (hook for subclasses).
+
+        They run in a task group that is left once they all end, after the
+        connection has ended.
+        """
 
     async def _report(self) -> None:
         """Run ``connect_callback`` for each queued state change, in order."""
@@ -349,6 +378,8 @@ class BaseClientOrServer:
         while not predicate():
             if self._closed:
                 raise NotConnectedError(f"{self._describe()}: closed while {what}")
+            if self._failure is not None:
+                raise self._failure
             event = self._state_changed
             if event is None:
                 raise NotConnectedError(f"{self._describe()}: not started")

@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
+from anyio.streams.tls import TLSStream
 
 from ._connection import BaseClientOrServer
 from ._constants import DEFAULT_LOCALHOST
@@ -27,6 +28,7 @@ from ._streams import close_stream
 __all__ = ["OneClientServer"]
 
 _ACCEPT_ERROR_BACKOFF = 0.1  # seconds to wait after accept fails (e.g. EMFILE)
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a new client has to complete a TLS handshake
 
 
 def _peer(stream: anyio.abc.ByteStream) -> str:
@@ -115,33 +117,69 @@ class OneClientServer(BaseClientOrServer):
                     self._log.warning("%s: accept failed: %r", self._describe(), exc)
                     await anyio.sleep(_ACCEPT_ERROR_BACKOFF)
                     continue
-                await self._handle_new_client(stream, task_group)
+                if self._is_busy():
+                    await self._reject(stream)
+                elif self.ssl_context is None:
+                    await self._serve_new_client(stream, task_group)
+                else:
+                    # The handshake must not hold up the accept loop.
+                    task_group.start_soon(self._handshake, stream, task_group)
 
-    async def _handle_new_client(
+    def _is_busy(self) -> bool:
+        current = self._channel
+        return self.extra_client == "reject" and current is not None and current.is_open
+
+    async def _reject(self, stream: anyio.abc.ByteStream) -> None:
+        self.rejected_count += 1
+        self._log.info(
+            "%s: client %s rejected: another client is connected (%d rejected so far)",
+            self._describe(),
+            _peer(stream),
+            self.rejected_count,
+        )
+        await close_stream(stream)
+
+    async def _handshake(
+        self, stream: anyio.abc.ByteStream, task_group: anyio.abc.TaskGroup
+    ) -> None:
+        peer = _peer(stream)
+        try:
+            with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT):
+                tls_stream = await TLSStream.wrap(
+                    stream,
+                    server_side=True,
+                    ssl_context=self.ssl_context,
+                    standard_compatible=False,
+                )
+        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            self._log.warning(
+                "%s: TLS handshake with %s failed: %r", self._describe(), peer, exc
+            )
+            await close_stream(stream)
+            return
+        if self._is_busy():  # another client won the race
+            await self._reject(tls_stream)
+            return
+        await self._serve_new_client(tls_stream, task_group)
+
+    async def _serve_new_client(
         self, stream: anyio.abc.ByteStream, task_group: anyio.abc.TaskGroup
     ) -> None:
         who = f"{self._describe()}: client {_peer(stream)}"
         current = self._channel
         if current is not None and current.is_open:
-            if self.extra_client == "reject":
-                self.rejected_count += 1
-                self._log.info(
-                    "%s rejected: another client is connected (%d rejected so far)",
-                    who,
-                    self.rejected_count,
-                )
-                await close_stream(stream)
-                return
             self._log.info("%s replaces the connected client", who)
             await current.aclose("the connection was replaced by a new client")
         # Report the previous client's departure first, so its callback sees
         # ``connected`` False rather than the newcomer's state.
         await self._report()
+        if self._closed:
+            await close_stream(stream)
+            return
         if self.keepalive:
             set_socket_options(stream)
         channel = self._adopt(stream, who)
         task_group.start_soon(self._run_channel, channel)
-        task_group.start_soon(self._report)
 
     async def close_client(self) -> None:
         """Drop the current client (``should_be_connected`` turns False).

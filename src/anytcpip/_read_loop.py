@@ -1,0 +1,54 @@
+"""``OneClientReadLoopServer``: a server that reads and dispatches messages.
+
+Subclasses implement :meth:`OneClientReadLoopServer.read_and_dispatch`; the
+server calls it in a loop for each connected client, in a task bound to that
+connection. If it raises (or the client leaves), the client is closed, the
+reason logged, and the server serves the next client.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import anyio
+import anyio.abc
+
+from ._channel import Channel
+from ._exceptions import IncompleteReadError
+from ._server import OneClientServer
+
+__all__ = ["OneClientReadLoopServer"]
+
+
+class OneClientReadLoopServer(OneClientServer, abc.ABC):
+    """A :class:`OneClientServer` that runs a read loop for each client.
+
+    Subclass it and implement :meth:`read_and_dispatch`, which reads one
+    message (with ``read_str``, ``read_json``, ``read_into``, ...) and handles
+    it. Takes the same arguments as :class:`OneClientServer`.
+    """
+
+    @abc.abstractmethod
+    async def read_and_dispatch(self) -> None:
+        """Read one message from the client and handle it."""
+
+    def _start_channel_tasks(
+        self, channel: Channel, task_group: anyio.abc.TaskGroup
+    ) -> None:
+        task_group.start_soon(self._read_loop, channel)
+
+    async def _read_loop(self, channel: Channel) -> None:
+        try:
+            # Stop if another client has taken over (``extra_client="replace"``).
+            while self._channel is channel:
+                await self.read_and_dispatch()
+        except (ConnectionError, IncompleteReadError) as exc:
+            self._log.info("%s: read loop ended: %s", channel.who, exc)
+        except Exception:
+            self._log.exception(
+                "%s: read_and_dispatch failed; closing the client", channel.who
+            )
+        if self._channel is channel and channel.is_open:
+            self._should_be_connected = False
+            await channel.aclose("the read loop failed; client closed by this end")
+            await self._report()
