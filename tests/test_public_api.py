@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import types
 
 import anytcpip
 
 
 def test_all_matches_the_public_names() -> None:
-    public = {name for name in dir(anytcpip) if not name.startswith("_")}
+    public = {
+        name
+        for name in dir(anytcpip)
+        if not name.startswith("_")
+        and not isinstance(getattr(anytcpip, name), types.ModuleType)
+    }
     public.add("__version__")
     assert set(anytcpip.__all__) == public
     assert len(anytcpip.__all__) == len(set(anytcpip.__all__))

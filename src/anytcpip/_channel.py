@@ -296,11 +296,14 @@ class Channel:
 
     # -- writing --------------------------------------------------------------
 
-    def _raise_if_unwritable(self) -> None:
+    def _down_error(self) -> ConnectionError:
         if self.state is ChannelState.CLOSED:
-            raise NotConnectedError(f"{self.who}: {self.reason}")
-        if self.state is ChannelState.LOST:
-            raise ConnectionLostError(f"{self.who}: {self.reason}")
+            return NotConnectedError(f"{self.who}: {self.reason}")
+        return ConnectionLostError(f"{self.who}: {self.reason}")
+
+    def _raise_if_unwritable(self) -> None:
+        if self.state is not ChannelState.OPEN:
+            raise self._down_error()
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
         """Send one message; concurrent senders queue and never interleave."""
@@ -325,8 +328,13 @@ class Channel:
                     await close_stream(self.stream)
                 raise
             except ConnectionError as exc:
-                self._go_down(
-                    ChannelState.LOST, str(exc).partition(": ")[2] or repr(exc)
-                )
-                raise
+                if self.state is ChannelState.OPEN:
+                    cause = exc.__cause__ or exc
+                    self._go_down(
+                        ChannelState.LOST, f"the connection was lost: {cause!r}"
+                    )
+                    raise
+                # The connection went down while this write waited (closed by
+                # another task, heartbeat timeout, ...): say why.
+                raise self._down_error() from exc
             self.bytes_sent += len(data)

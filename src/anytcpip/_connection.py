@@ -198,8 +198,15 @@ class BaseClientOrServer:
         """True while a connection is open.
 
         Turns False the moment the peer closes or resets the connection, or
-        this end closes it.
+        this end closes it. Inside ``connect_callback`` it is the state being
+        reported, even if the connection has changed again since (the next
+        call will report that), so a callback always sees a consistent state.
         """
+        if (
+            self._reporting_task is not None
+            and self._reporting_task == anyio.get_current_task().id
+        ):
+            return self._reported
         channel = self._channel
         return channel is not None and channel.is_open
 

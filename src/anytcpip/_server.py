@@ -24,6 +24,7 @@ from ._connection import BaseClientOrServer
 from ._constants import DEFAULT_LOCALHOST
 from ._socket_options import set_socket_options
 from ._streams import close_stream
+from ._workarounds import pause_reading_after_accept
 
 __all__ = ["OneClientServer"]
 
@@ -117,6 +118,7 @@ class OneClientServer(BaseClientOrServer):
                     self._log.warning("%s: accept failed: %r", self._describe(), exc)
                     await anyio.sleep(_ACCEPT_ERROR_BACKOFF)
                     continue
+                pause_reading_after_accept(stream)
                 if self._is_busy():
                     await self._reject(stream)
                 elif self.ssl_context is None:
