@@ -344,3 +344,21 @@ async def test_no_fd_leak_after_rejections() -> None:
                         await stream.receive()
         assert server.rejected_count == 50
         assert _open_fds() == fds_before
+
+
+async def test_peer_half_close_keeps_data_then_ends_connection() -> None:
+    """A peer that shuts down its sending side: we read everything, then EOF."""
+    recorder = CallbackRecorder()
+    async with OneClientServer(port=0, connect_callback=recorder) as server:
+        async with raw_peer(server.port) as peer:
+            await peer.send(b"first\r\nsecond\r\n")
+            await peer.send_eof()
+            assert await recorder.wait_for(2) == [True, False]
+            with anyio.fail_after(TIMEOUT):
+                assert await server.read_str() == "first"
+                assert await server.read_str() == "second"
+                with pytest.raises(ConnectionError, match="closed by the peer"):
+                    await server.read_str()
+                # We closed our side too: the peer sees end of stream.
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await peer.receive()

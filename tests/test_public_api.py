@@ -84,3 +84,23 @@ def test_core_imports_no_backend() -> None:
                 continue
             for name in names:
                 assert name.split(".")[0] not in ("asyncio", "trio"), (path, name)
+
+
+def test_no_code_path_evaluates_received_data() -> None:
+    """Security default: nothing in the package evaluates or unpickles data."""
+    import ast
+    import pathlib
+
+    forbidden_calls = {"eval", "exec", "compile", "__import__"}
+    forbidden_modules = {"pickle", "marshal", "shelve", "dill", "cloudpickle"}
+    package = pathlib.Path(anytcpip.__file__).parent
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in forbidden_calls, (path, node.func.id)
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name not in forbidden_modules, (path, alias.name)
+            if isinstance(node, ast.ImportFrom):
+                assert (node.module or "") not in forbidden_modules, path
