@@ -32,6 +32,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import anyio
 import anyio.abc
@@ -47,8 +48,13 @@ __all__ = ["Channel", "translate_stream_errors"]
 HIGH_WATER_MARK = 4 * RECEIVE_CHUNK_SIZE
 """The pump stops receiving once this much is buffered (unless a read needs more)."""
 
-READS_PER_CHECKPOINT = 16
+LOW_WATER_MARK = HIGH_WATER_MARK // 2
+"""A stopped pump resumes once reads bring the buffer below this."""
+
+READS_PER_CHECKPOINT = 64
 """Reads satisfied from the buffer in a row before one yields to the scheduler."""
+
+_T = TypeVar("_T")
 
 
 @contextmanager
@@ -89,6 +95,9 @@ class ChannelState(enum.Enum):
     CLOSED = "closed"  # closed by this end
 
 
+_OPEN = ChannelState.OPEN
+
+
 class Channel:
     """One connection: owns the stream, buffers what arrives, sends messages.
 
@@ -126,9 +135,9 @@ class Channel:
         self._data_waiter: anyio.Event | None = None
         self._space_waiter: anyio.Event | None = None
         self._wanted = 0
-        self._read_guard = anyio.ResourceGuard("reading from")
+        self._reading = False  # a reader is waiting for data
         self._write_lock = anyio.Lock()
-        self._reads_since_checkpoint = 0
+        self._fast_reads = READS_PER_CHECKPOINT
         self._eof_delivered = False
         self.bytes_received = 0
         self.bytes_sent = 0
@@ -150,6 +159,7 @@ class Channel:
         self._wake_reader()
         if self._space_waiter is not None:
             self._space_waiter.set()
+            self._space_waiter = None
         if self._on_down is not None:
             self._on_down(self)
 
@@ -176,8 +186,8 @@ class Channel:
                     if len(frames) >= max(HIGH_WATER_MARK, self._wanted):
                         watchdog.deadline = math.inf
                         while len(frames) >= max(HIGH_WATER_MARK, self._wanted):
-                            self._space_waiter = anyio.Event()
-                            await self._space_waiter.wait()
+                            waiter = self._space_waiter = anyio.Event()
+                            await waiter.wait()
                     if receive_timeout is not None:
                         watchdog.deadline = anyio.current_time() + receive_timeout
                     data = await stream.receive(RECEIVE_CHUNK_SIZE)
@@ -232,15 +242,21 @@ class Channel:
             raise ConnectionLostError(f"{self.who}: {self.reason}")
 
     async def read(
-        self, parse: Callable[[FrameBuffer], bytes | NeedData], wanted: int
-    ) -> bytes:
+        self, parse: Callable[[FrameBuffer], _T | NeedData], wanted: int
+    ) -> _T:
         """Run ``parse`` on the buffer, waiting for data until it returns a frame.
+
+        When the frame is already buffered this returns without a scheduler
+        round trip (at most :data:`READS_PER_CHECKPOINT` times in a row, then
+        it yields once, so other tasks run and cancellation is delivered).
 
         Parameters
         ----------
         parse
-            Returns a frame or ``NEED_DATA``; may raise framing errors.
-            At end of stream it must return or raise, never ``NEED_DATA``.
+            Returns a frame or ``NEED_DATA``; may raise framing errors. It
+            consumes the frame only when it returns it (or raises after
+            consuming a bad message). At end of stream it must return or
+            raise, never ``NEED_DATA``.
         wanted
             How many bytes the frame may need buffered (lets the pump go past
             its high-water mark for big frames).
@@ -254,14 +270,50 @@ class Channel:
         anyio.BusyResourceError
             Another task is reading.
         """
-        with self._read_guard:
+        result = self.try_read(parse)
+        if result is not NEED_DATA:
+            return result
+        return await self.read_slow(parse, wanted)
+
+    def try_read(self, parse: Callable[[FrameBuffer], _T | NeedData]) -> _T | NeedData:
+        """Parse a frame that is already buffered, without waiting.
+
+        Returns ``NEED_DATA`` when the frame is not buffered yet, or when the
+        caller must go through :meth:`read_slow` instead (another reader is
+        waiting, the connection is not open, or it is time to yield to the
+        scheduler). Synchronous: nothing can interleave or be cancelled.
+        """
+        if self._fast_reads <= 0 or self._reading or self.state is not _OPEN:
+            return NEED_DATA
+        result = parse(self.frames)
+        if result is not NEED_DATA:
+            self._fast_reads -= 1
+            if (
+                self._space_waiter is not None
+                and len(self.frames._buf) < LOW_WATER_MARK
+            ):
+                self._release_space()
+        return result
+
+    def _release_space(self) -> None:
+        waiter = self._space_waiter
+        if waiter is not None and len(self.frames) < LOW_WATER_MARK:
+            self._space_waiter = None
+            waiter.set()
+
+    async def read_slow(
+        self, parse: Callable[[FrameBuffer], _T | NeedData], wanted: int
+    ) -> _T:
+        if self._reading:
+            raise anyio.BusyResourceError("reading from")
+        self._reading = True
+        try:
             self._raise_if_unreadable()
             frames = self.frames
-            if self._reads_since_checkpoint >= READS_PER_CHECKPOINT:
-                self._reads_since_checkpoint = 0
+            if self._fast_reads <= 0:
+                self._fast_reads = READS_PER_CHECKPOINT
                 await anyio.lowlevel.checkpoint()
                 self._raise_if_unreadable()
-            self._reads_since_checkpoint += 1
             while True:
                 if frames.eof and not len(frames):
                     # Nothing left: b"" once for read/readline, and a
@@ -271,28 +323,27 @@ class Channel:
                         result = parse(frames)
                     except IncompleteReadError as exc:
                         raise ConnectionLostError(f"{self.who}: {self.reason}") from exc
-                    assert result == b""
-                    return b""
+                    assert result is not NEED_DATA
+                    return result
                 result = parse(frames)
                 if result is not NEED_DATA:
-                    assert isinstance(result, bytes)
-                    if self._space_waiter is not None and (
-                        len(frames) < HIGH_WATER_MARK
-                    ):
-                        self._space_waiter.set()
+                    self._release_space()
                     return result
                 waiter = anyio.Event()
                 self._data_waiter = waiter
                 self._wanted = wanted
                 if self._space_waiter is not None:
                     self._space_waiter.set()
+                    self._space_waiter = None
                 try:
                     await waiter.wait()
                 finally:
                     self._data_waiter = None
                     self._wanted = 0
-                self._reads_since_checkpoint = 0
+                self._fast_reads = READS_PER_CHECKPOINT
                 self._raise_if_unreadable()
+        finally:
+            self._reading = False
 
     # -- writing --------------------------------------------------------------
 

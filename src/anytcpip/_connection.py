@@ -38,9 +38,9 @@ from ._constants import (
     HEARTBEAT,
 )
 from ._exceptions import NotConnectedError
-from ._framing import FrameBuffer
+from ._framing import NEED_DATA, FrameBuffer, NeedData
 from ._heartbeat import send_heartbeats
-from ._streams import ctypes_size, fill_struct
+from ._streams import ctypes_size
 
 __all__ = ["BaseClientOrServer", "ConnectCallback"]
 
@@ -150,6 +150,9 @@ class BaseClientOrServer:
         )
         self.heartbeat_timeout = _check_positive("heartbeat_timeout", heartbeat_timeout)
         self.keepalive = keepalive
+        # Heartbeat lines are skipped by text reads on a side with heartbeats.
+        skip = heartbeat_interval is not None or heartbeat_timeout is not None
+        self._skip: bytes | None = HEARTBEAT if skip else None
         self.ssl_context = ssl_context
 
         self._channel: Channel | None = None
@@ -465,14 +468,9 @@ class BaseClientOrServer:
         """
         if not isinstance(separator, bytes) or not separator:
             raise ValueError(f"separator={separator!r} must be non-empty bytes")
-        return await self._read_line(separator)
-
-    async def _read_line(self, separator: bytes) -> bytes:
-        def parse(frames: FrameBuffer) -> Any:
-            return frames.next_line(separator)
-
         return await self._require_channel().read(
-            parse, self._max_line_length + len(separator)
+            lambda f: f.next_line(separator),
+            self._max_line_length + len(separator),
         )
 
     async def read_into(self, struct: Any) -> None:
@@ -484,11 +482,20 @@ class BaseClientOrServer:
             If the peer closes mid-struct; ``.expected`` is the struct's size.
         """
         size = ctypes_size(struct)
-        data = await self.readexactly(size)
-        fill_struct(struct, data)
+        channel = self._channel
+        if channel is None:
+            self._require_channel()
+        assert channel is not None
 
-    def _skips_heartbeats(self) -> bool:
-        return self.heartbeat_interval is not None or self.heartbeat_timeout is not None
+        def parse(frames: FrameBuffer) -> bool | NeedData:
+            return frames.next_into(struct, size)
+
+        if channel.try_read(parse) is NEED_DATA:
+            await channel.read_slow(parse, size)
+
+    def _parse_text(self, frames: FrameBuffer) -> str | NeedData:
+        """Parse one text message (skipping heartbeats if enabled)."""
+        return frames.next_text(self._terminator, self._encoding, self._skip)
 
     async def read_str(self) -> str:
         """Read a message ending in ``terminator``; strip it and decode strictly.
@@ -502,13 +509,18 @@ class BaseClientOrServer:
             If the message is not valid text (it was consumed; the connection
             stays usable).
         """
-        term = self._terminator
-        while True:
-            line = await self._read_line(term)
-            data = line[: -len(term)]
-            if data == HEARTBEAT and self._skips_heartbeats():
-                continue
-            return data.decode(self._encoding)
+        channel = self._channel
+        if channel is None:
+            self._require_channel()
+        assert channel is not None
+        # The common case, a message already buffered, in one synchronous call.
+        result = channel.try_read(self._parse_text)
+        if result is NEED_DATA:
+            result = await channel.read_slow(
+                self._parse_text, self._max_line_length + len(self._terminator)
+            )
+        assert isinstance(result, str)
+        return result
 
     async def read_json(self) -> Any:
         """Read a message with :meth:`read_str` and parse it as JSON.

@@ -18,13 +18,22 @@ message (without its terminator) is longer than ``max_line_length``,
 
 from __future__ import annotations
 
+import ctypes
 import enum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from ._constants import DEFAULT_MAX_LINE_LENGTH
 from ._exceptions import IncompleteReadError, LimitOverrunError
 
-__all__ = ["NEED_DATA", "FrameBuffer", "NeedData"]
+__all__ = ["NEED_DATA", "FrameBuffer", "NeedData", "fill_ctypes"]
+
+
+def fill_ctypes(obj: Any, data: bytes | bytearray) -> None:
+    """Copy ``data`` (exactly ``ctypes.sizeof(obj)`` bytes) into a ctypes object."""
+    try:
+        memoryview(obj).cast("B")[:] = data
+    except (TypeError, ValueError):  # pragma: no cover - exotic ctypes types
+        ctypes.memmove(ctypes.addressof(obj), bytes(data), len(data))
 
 
 class NeedData(enum.Enum):
@@ -129,7 +138,11 @@ class FrameBuffer:
         return NEED_DATA
 
     def next_line(
-        self, terminator: bytes, *, at_eof: Literal["raise", "partial"] = "raise"
+        self,
+        terminator: bytes,
+        *,
+        at_eof: Literal["raise", "partial"] = "raise",
+        strip: bool = False,
     ) -> bytes | NeedData:
         """Return the next message including its ``terminator``, or :data:`NEED_DATA`.
 
@@ -142,6 +155,8 @@ class FrameBuffer:
             ``"raise"`` :class:`IncompleteReadError` (like
             ``asyncio.StreamReader.readuntil``) or return it, ``"partial"``
             (like ``readline``; ``b""`` when nothing is left).
+        strip
+            Return the message without its terminator (both are consumed).
 
         Raises
         ------
@@ -160,6 +175,11 @@ class FrameBuffer:
         # The terminator of a valid message starts at index <= limit.
         idx = buf.find(terminator, start, limit + tlen)
         if idx >= 0:
+            if strip:
+                data = bytes(buf[:idx])
+                del buf[: idx + tlen]
+                self._scanned = 0
+                return data
             return self._take(idx + tlen)
         blen = len(buf)
         self._scan_term = terminator
@@ -175,6 +195,64 @@ class FrameBuffer:
                 return self._take(blen)
             raise IncompleteReadError(self._take(blen), None, self.who)
         return NEED_DATA
+
+    def next_text(
+        self, terminator: bytes, encoding: str, skip: bytes | None = None
+    ) -> str | NeedData:
+        """Return the next message without its terminator, decoded strictly.
+
+        The fast path of text reads: equivalent to ``next_line(terminator,
+        strip=True)`` followed by ``decode(encoding)``, skipping messages equal
+        to ``skip`` (heartbeats).
+
+        Raises
+        ------
+        UnicodeDecodeError
+            If the message is not valid text; it is consumed all the same.
+        LimitOverrunError, IncompleteReadError
+            As :meth:`next_line`.
+        """
+        buf = self._buf
+        tlen = len(terminator)
+        while True:
+            start = self._scanned if self._scan_term is terminator else 0
+            idx = buf.find(terminator, start, self.max_line_length + tlen)
+            data: bytes | bytearray
+            if idx < 0:
+                line = self.next_line(terminator, strip=True)
+                if line is NEED_DATA:
+                    return NEED_DATA
+                data = line
+            else:
+                data = buf[:idx]
+                del buf[: idx + tlen]
+                self._scanned = 0
+            if skip is not None and data == skip:
+                continue
+            return data.decode(encoding)
+
+    def next_into(self, obj: Any, size: int) -> bool | NeedData:
+        """Fill the ctypes object ``obj`` with the next ``size`` bytes.
+
+        ``size`` must be ``ctypes.sizeof(obj)``. Returns True, or
+        :data:`NEED_DATA`.
+
+        Raises
+        ------
+        IncompleteReadError
+            As :meth:`next_exactly`.
+        """
+        buf = self._buf
+        if len(buf) >= size:
+            fill_ctypes(obj, buf[:size])
+            del buf[:size]
+            self._scanned = 0
+            return True
+        data = self.next_exactly(size)
+        if data is NEED_DATA:
+            return NEED_DATA
+        fill_ctypes(obj, data)
+        return True
 
     def _may_complete(self, terminator: bytes) -> bool:
         """Whether a terminator could still end a message of allowed length.

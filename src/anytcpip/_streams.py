@@ -9,6 +9,7 @@ import anyio
 import anyio.abc
 
 from ._exceptions import IncompleteReadError
+from ._framing import fill_ctypes
 
 __all__ = ["close_stream", "ctypes_size", "read_into", "write_from"]
 
@@ -37,11 +38,6 @@ def ctypes_size(obj: Any) -> int:
         raise TypeError(f"expected a ctypes object, got {obj!r}") from None
 
 
-def fill_struct(struct: Any, data: bytes) -> None:
-    """Copy ``data`` (exactly ``sizeof(struct)`` bytes) into a ctypes object."""
-    ctypes.memmove(ctypes.addressof(struct), data, len(data))
-
-
 async def read_into(stream: ReceiveExactlyStream, struct: Any) -> None:
     """Fill a ctypes object (e.g. a ``ctypes.Structure``) from ``stream``.
 
@@ -64,7 +60,7 @@ async def read_into(stream: ReceiveExactlyStream, struct: Any) -> None:
     except anyio.IncompleteRead as exc:
         buffer = getattr(stream, "buffer", b"")
         raise IncompleteReadError(bytes(buffer), size) from exc
-    fill_struct(struct, data)
+    fill_ctypes(struct, data)
 
 
 async def write_from(stream: anyio.abc.ByteSendStream, *structs: Any) -> None:
