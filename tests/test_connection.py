@@ -524,3 +524,25 @@ def test_logger_is_a_child_of_the_given_one() -> None:
     parent = logging.getLogger("myapp")
     assert Client("h", 1, log=parent, name="dome").log.name == "myapp.Client.dome"
     assert OneClientServer().log.name == "anytcpip.OneClientServer"
+
+
+async def test_drain_waits_until_handed_to_the_os() -> None:
+    async with connected_pair() as (server, client):
+        with anyio.fail_after(TIMEOUT):
+            await client.write(b"x" * 200_000)
+            await client.write_str("tail")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.drain)
+                assert await server.readexactly(200_000) == b"x" * 200_000
+            await client.drain()  # at once when nothing is queued
+            assert await server.read_str() == "tail"
+
+
+async def test_close_sends_what_was_queued() -> None:
+    async with connected_pair() as (server, client):
+        with anyio.fail_after(TIMEOUT):
+            for i in range(1000):
+                await client.write_str(f"message {i}")
+            await client.close()
+            for i in range(1000):
+                assert await server.read_str() == f"message {i}"

@@ -19,10 +19,14 @@ they need more data. A read cancelled while waiting consumed nothing, so it
 loses nothing. Reads are guarded by :class:`anyio.ResourceGuard`, so a second
 concurrent reader fails at once with :class:`anyio.BusyResourceError`.
 
-Writes queue on a FIFO :class:`anyio.Lock` and send each message with one
-``send`` call, so concurrent writers never interleave. A write cancelled
-while its bytes are being handed over closes the connection, because the peer
-could otherwise see half a message followed by other data.
+Writes append the whole message to a bounded send buffer in one synchronous
+step (so concurrent writers never interleave, and a write cancelled while it
+waits for room queued nothing), and a *flusher* task sends the buffer with as
+few ``send`` calls as possible. Writers wait while the buffer is full, so a
+peer that stops reading stalls them: the model of asyncio's
+``StreamWriter.write`` + ``drain``, and about ten times faster than one
+``send`` (and one scheduler round trip) per message. :meth:`Channel.drain`
+waits until everything queued has been handed to the OS.
 """
 
 from __future__ import annotations
@@ -50,6 +54,12 @@ HIGH_WATER_MARK = 4 * RECEIVE_CHUNK_SIZE
 
 LOW_WATER_MARK = HIGH_WATER_MARK // 2
 """A stopped pump resumes once reads bring the buffer below this."""
+
+SEND_HIGH_WATER_MARK = RECEIVE_CHUNK_SIZE
+"""Writers wait while this many bytes are queued and not yet sent."""
+
+CLOSE_FLUSH_TIMEOUT = 2.0
+"""Seconds ``aclose`` spends sending what is still queued before closing."""
 
 READS_PER_CHECKPOINT = 64
 """Reads satisfied from the buffer in a row before one yields to the scheduler."""
@@ -136,8 +146,12 @@ class Channel:
         self._space_waiter: anyio.Event | None = None
         self._wanted = 0
         self._reading = False  # a reader is waiting for data
-        self._write_lock = anyio.Lock()
         self._fast_reads = READS_PER_CHECKPOINT
+        self._out = bytearray()  # queued, not yet sent
+        self._sending = False  # the flusher is in stream.send()
+        self._flush_waiter: anyio.Event | None = None
+        self._writers_waiter: anyio.Event | None = None
+        self._flushed: anyio.Event | None = None
         self._eof_delivered = False
         self.bytes_received = 0
         self.bytes_sent = 0
@@ -160,6 +174,8 @@ class Channel:
         if self._space_waiter is not None:
             self._space_waiter.set()
             self._space_waiter = None
+        self._wake_flusher()
+        self._wake_writers()
         if self._on_down is not None:
             self._on_down(self)
 
@@ -212,15 +228,26 @@ class Channel:
                 frames.feed(b"")
             self._wake_reader()
             self._go_down(ChannelState.LOST, reason or "the connection was lost")
-            with anyio.CancelScope(shield=True):
-                await close_stream(self.stream)
+            if self.state is ChannelState.LOST:
+                with anyio.CancelScope(shield=True):
+                    await close_stream(self.stream)
 
     async def aclose(
         self, reason: str = "the connection was closed by this end"
     ) -> None:
-        """Close the connection from this end; idempotent."""
+        """Close the connection from this end; idempotent.
+
+        Messages already queued are sent first, for at most
+        :data:`CLOSE_FLUSH_TIMEOUT` seconds (a peer that does not read cannot
+        hold up the close).
+        """
         self._go_down(ChannelState.CLOSED, reason)
         with anyio.CancelScope(shield=True):
+            if self._out or self._sending:
+                with anyio.move_on_after(CLOSE_FLUSH_TIMEOUT):
+                    while self._out or self._sending:
+                        flushed = self._flushed = anyio.Event()
+                        await flushed.wait()
             await close_stream(self.stream)
 
     def abort(self, reason: str) -> None:
@@ -357,35 +384,89 @@ class Channel:
             raise self._down_error()
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
-        """Send one message; concurrent senders queue and never interleave."""
-        if not isinstance(data, bytes):
-            data = bytes(data)
-        self._raise_if_unwritable()
-        async with self._write_lock:
-            self._raise_if_unwritable()
-            # Cancelled here: nothing was handed over, the connection is intact.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            try:
-                with translate_stream_errors(self.who):
+        """Queue one message for sending; concurrent writers never interleave.
+
+        The message is appended to the send buffer whole, in one synchronous
+        step, and the flusher task sends the buffer in as few calls as
+        possible. While the buffer holds :data:`SEND_HIGH_WATER_MARK` bytes or
+        more, writers wait (backpressure, like ``StreamWriter.drain``). A
+        write cancelled while waiting queued nothing; a queued message is sent
+        whole unless the connection goes down.
+        """
+        if self.state is not _OPEN:
+            raise self._down_error()
+        out = self._out
+        while len(out) >= SEND_HIGH_WATER_MARK:
+            waiter = self._writers_waiter
+            if waiter is None:
+                waiter = self._writers_waiter = anyio.Event()
+            await waiter.wait()
+            if self.state is not _OPEN:
+                raise self._down_error()
+        out += data
+        waiter = self._flush_waiter
+        if waiter is not None:
+            self._flush_waiter = None
+            waiter.set()
+
+    async def drain(self) -> None:
+        """Wait until every queued message has been handed to the OS.
+
+        Raises
+        ------
+        ConnectionError
+            If the connection goes down first with data still queued.
+        """
+        while self._out or self._sending:
+            if self.state is ChannelState.LOST:
+                raise self._down_error()
+            flushed = self._flushed = anyio.Event()
+            await flushed.wait()
+        await anyio.lowlevel.checkpoint()
+
+    def _wake_flusher(self) -> None:
+        waiter = self._flush_waiter
+        if waiter is not None:
+            self._flush_waiter = None
+            waiter.set()
+
+    def _wake_writers(self) -> None:
+        waiter = self._writers_waiter
+        if waiter is not None:
+            self._writers_waiter = None
+            waiter.set()
+
+    async def flush_loop(self) -> None:
+        """Send queued messages until the connection is down and nothing is queued.
+
+        Run this in a task owned by the client or server, beside :meth:`pump`.
+        """
+        out = self._out
+        try:
+            while True:
+                while not out:
+                    if self.state is not _OPEN:
+                        return
+                    waiter = self._flush_waiter = anyio.Event()
+                    await waiter.wait()
+                if self.state is ChannelState.LOST:
+                    return
+                data = bytes(out)
+                out.clear()
+                self._wake_writers()
+                self._sending = True
+                try:
                     await self.stream.send(data)
-            except anyio.get_cancelled_exc_class():
-                # Part of the message may be on the wire: never let other
-                # data follow it.
-                self._go_down(
-                    ChannelState.LOST,
-                    "a write was cancelled part-way; connection closed",
-                )
-                with anyio.CancelScope(shield=True):
-                    await close_stream(self.stream)
-                raise
-            except ConnectionError as exc:
-                if self.state is ChannelState.OPEN:
-                    cause = exc.__cause__ or exc
-                    self._go_down(
-                        ChannelState.LOST, f"the connection was lost: {cause!r}"
-                    )
-                    raise
-                # The connection went down while this write waited (closed by
-                # another task, heartbeat timeout, ...): say why.
-                raise self._down_error() from exc
-            self.bytes_sent += len(data)
+                finally:
+                    self._sending = False
+                self.bytes_sent += len(data)
+                if not out and self._flushed is not None:
+                    self._flushed.set()
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+            cause = exc.__cause__ or exc
+            self._go_down(ChannelState.LOST, f"the connection was lost: {cause!r}")
+        finally:
+            out.clear()
+            self._sending = False
+            if self._flushed is not None:
+                self._flushed.set()

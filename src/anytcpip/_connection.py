@@ -330,6 +330,7 @@ class BaseClientOrServer:
             self._start_channel_tasks(channel, task_group)
             heartbeat_scope = anyio.CancelScope()
             try:
+                task_group.start_soon(channel.flush_loop)
                 if self.heartbeat_interval is not None:
                     task_group.start_soon(self._heartbeats, channel, heartbeat_scope)
                 await channel.pump(receive_timeout=self.heartbeat_timeout)
@@ -543,8 +544,25 @@ class BaseClientOrServer:
     # -- writing ----------------------------------------------------------------
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Send bytes; returns once handed to the OS (backpressure honoured)."""
+        """Send bytes as one message.
+
+        Returns once the message is queued in the connection's bounded send
+        buffer (64 KiB, like asyncio's ``StreamWriter.drain``), which a
+        background task hands to the OS; while the buffer is full, writes wait
+        (backpressure). Use :meth:`drain` to wait until everything queued has
+        been handed to the OS.
+        """
         await self._require_channel().send(data)
+
+    async def drain(self) -> None:
+        """Wait until every message written so far has been handed to the OS.
+
+        Raises
+        ------
+        ConnectionError
+            If not connected, or the connection is lost first.
+        """
+        await self._require_channel().drain()
 
     async def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
         """Send several byte strings as one message (never interleaved)."""
