@@ -169,6 +169,7 @@ class Channel:
             return
         self.state = state
         self.reason = reason
+        self._fast_reads = 0  # reads now go through read_slow's checks
         self._pump_scope.cancel()
         self._wake_reader()
         if self._space_waiter is not None:
@@ -310,15 +311,27 @@ class Channel:
         waiting, the connection is not open, or it is time to yield to the
         scheduler). Synchronous: nothing can interleave or be cancelled.
         """
-        if self._fast_reads <= 0 or self._reading or self.state is not _OPEN:
+        # ``_fast_reads`` is 0 while a reader waits and once the connection
+        # is down, so one comparison guards the fast path.
+        if self._fast_reads <= 0:
             return NEED_DATA
         result = parse(self.frames)
         if result is not NEED_DATA:
             self._fast_reads -= 1
-            if (
-                self._space_waiter is not None
-                and len(self.frames._buf) < LOW_WATER_MARK
-            ):
+            if self._space_waiter is not None:
+                self._release_space()
+        return result
+
+    def try_read_text(
+        self, terminator: bytes, encoding: str, skip: bytes | None
+    ) -> str | NeedData:
+        """:meth:`try_read` specialised for ``FrameBuffer.next_text`` (hot path)."""
+        if self._fast_reads <= 0:
+            return NEED_DATA
+        result = self.frames.next_text(terminator, encoding, skip)
+        if result is not NEED_DATA:
+            self._fast_reads -= 1
+            if self._space_waiter is not None:
                 self._release_space()
         return result
 
@@ -334,11 +347,12 @@ class Channel:
         if self._reading:
             raise anyio.BusyResourceError("reading from")
         self._reading = True
+        yield_first = self._fast_reads <= 0
+        self._fast_reads = 0  # no fast reads while this one is in progress
         try:
             self._raise_if_unreadable()
             frames = self.frames
-            if self._fast_reads <= 0:
-                self._fast_reads = READS_PER_CHECKPOINT
+            if yield_first:
                 await anyio.lowlevel.checkpoint()
                 self._raise_if_unreadable()
             while True:
@@ -367,10 +381,11 @@ class Channel:
                 finally:
                     self._data_waiter = None
                     self._wanted = 0
-                self._fast_reads = READS_PER_CHECKPOINT
                 self._raise_if_unreadable()
         finally:
             self._reading = False
+            if self.state is _OPEN:
+                self._fast_reads = READS_PER_CHECKPOINT
 
     # -- writing --------------------------------------------------------------
 

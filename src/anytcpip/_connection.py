@@ -485,8 +485,7 @@ class BaseClientOrServer:
         size = ctypes_size(struct)
         channel = self._channel
         if channel is None:
-            self._require_channel()
-        assert channel is not None
+            channel = self._require_channel()
 
         def parse(frames: FrameBuffer) -> bool | NeedData:
             return frames.next_into(struct, size)
@@ -512,15 +511,13 @@ class BaseClientOrServer:
         """
         channel = self._channel
         if channel is None:
-            self._require_channel()
-        assert channel is not None
+            channel = self._require_channel()
         # The common case, a message already buffered, in one synchronous call.
-        result = channel.try_read(self._parse_text)
+        result = channel.try_read_text(self._terminator, self._encoding, self._skip)
         if result is NEED_DATA:
             result = await channel.read_slow(
                 self._parse_text, self._max_line_length + len(self._terminator)
             )
-        assert isinstance(result, str)
         return result
 
     async def read_json(self) -> Any:
