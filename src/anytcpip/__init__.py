@@ -12,6 +12,7 @@ from ._connection import BaseClientOrServer as BaseClientOrServer
 from ._connection import ConnectCallback as ConnectCallback
 from ._constants import DEFAULT_ENCODING as DEFAULT_ENCODING
 from ._constants import DEFAULT_LOCALHOST as DEFAULT_LOCALHOST
+from ._constants import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
 from ._constants import DEFAULT_MAX_LINE_LENGTH as DEFAULT_MAX_LINE_LENGTH
 from ._constants import DEFAULT_TERMINATOR as DEFAULT_TERMINATOR
 from ._constants import HEARTBEAT as HEARTBEAT
@@ -24,6 +25,7 @@ from ._constants import LOCALHOST_IPV6 as LOCALHOST_IPV6
 from ._constants import TERMINATOR as TERMINATOR
 from ._exceptions import AnyTcpIpError as AnyTcpIpError
 from ._exceptions import ConnectionLostError as ConnectionLostError
+from ._exceptions import FrameTooLargeError as FrameTooLargeError
 from ._exceptions import IncompleteReadError as IncompleteReadError
 from ._exceptions import LimitOverrunError as LimitOverrunError
 from ._exceptions import NotConnectedError as NotConnectedError
@@ -33,6 +35,7 @@ from ._read_loop import OneClientReadLoopServer as OneClientReadLoopServer
 from ._reconnect import Backoff as Backoff
 from ._server import OneClientServer as OneClientServer
 from ._socket_options import set_socket_options as set_socket_options
+from ._stats import ConnectionStats as ConnectionStats
 from ._streams import close_stream as close_stream
 from ._streams import read_into as read_into
 from ._streams import write_from as write_from
@@ -41,6 +44,7 @@ from ._version import __version__ as __version__
 __all__ = (
     "DEFAULT_ENCODING",
     "DEFAULT_LOCALHOST",
+    "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_LINE_LENGTH",
     "DEFAULT_TERMINATOR",
     "HEARTBEAT",
@@ -58,7 +62,9 @@ __all__ = (
     "Client",
     "ConnectCallback",
     "ConnectionLostError",
+    "ConnectionStats",
     "FrameBuffer",
+    "FrameTooLargeError",
     "IncompleteReadError",
     "LimitOverrunError",
     "NotConnectedError",

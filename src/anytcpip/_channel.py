@@ -34,6 +34,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -155,6 +156,10 @@ class Channel:
         self._eof_delivered = False
         self.bytes_received = 0
         self.bytes_sent = 0
+        self.messages_received = 0
+        self.messages_sent = 0
+        self.last_received: float | None = None  # time.monotonic()
+        self.counted = False  # added to the owner's totals
 
     @property
     def is_open(self) -> bool:
@@ -209,6 +214,7 @@ class Channel:
                         watchdog.deadline = anyio.current_time() + receive_timeout
                     data = await stream.receive(RECEIVE_CHUNK_SIZE)
                     self.bytes_received += len(data)
+                    self.last_received = time.monotonic()
                     frames.feed(data)
                     self._wake_reader()
             if watchdog.cancelled_caught:
@@ -318,6 +324,7 @@ class Channel:
         result = parse(self.frames)
         if result is not NEED_DATA:
             self._fast_reads -= 1
+            self.messages_received += 1
             if self._space_waiter is not None:
                 self._release_space()
         return result
@@ -331,6 +338,7 @@ class Channel:
         result = self.frames.next_text(terminator, encoding, skip)
         if result is not NEED_DATA:
             self._fast_reads -= 1
+            self.messages_received += 1
             if self._space_waiter is not None:
                 self._release_space()
         return result
@@ -368,6 +376,7 @@ class Channel:
                     return result
                 result = parse(frames)
                 if result is not NEED_DATA:
+                    self.messages_received += 1
                     self._release_space()
                     return result
                 waiter = anyio.Event()
@@ -398,7 +407,9 @@ class Channel:
         if self.state is not ChannelState.OPEN:
             raise self._down_error()
 
-    async def send(self, data: bytes | bytearray | memoryview) -> None:
+    async def send(
+        self, data: bytes | bytearray | memoryview, messages: int = 1
+    ) -> None:
         """Queue one message for sending; concurrent writers never interleave.
 
         The message is appended to the send buffer whole, in one synchronous
@@ -419,6 +430,7 @@ class Channel:
             if self.state is not _OPEN:
                 raise self._down_error()
         out += data
+        self.messages_sent += messages
         waiter = self._flush_waiter
         if waiter is not None:
             self._flush_waiter = None
@@ -438,6 +450,12 @@ class Channel:
             flushed = self._flushed = anyio.Event()
             await flushed.wait()
         await anyio.lowlevel.checkpoint()
+
+    async def wait_flushed(self) -> None:
+        """Wait until nothing is queued or being sent (whatever the outcome)."""
+        while self._out or self._sending:
+            flushed = self._flushed = anyio.Event()
+            await flushed.wait()
 
     def _wake_flusher(self) -> None:
         waiter = self._flush_waiter

@@ -25,7 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
@@ -33,13 +33,15 @@ import anyio.abc
 from ._channel import Channel
 from ._constants import (
     DEFAULT_ENCODING,
+    DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_TERMINATOR,
     HEARTBEAT,
 )
-from ._exceptions import NotConnectedError
+from ._exceptions import FrameTooLargeError, NotConnectedError
 from ._framing import NEED_DATA, FrameBuffer, NeedData
 from ._heartbeat import send_heartbeats
+from ._stats import ConnectionStats, Totals
 from ._streams import ctypes_size
 
 __all__ = ["BaseClientOrServer", "ConnectCallback"]
@@ -84,7 +86,19 @@ class BaseClientOrServer:
     encoding
         Text encoding for ``read_str``/``write_str`` (strict).
     terminator
-        Bytes that end a text or JSON message.
+        Bytes that end a text or JSON message, read and written.
+    read_terminator, write_terminator
+        Override ``terminator`` for reading or for writing only, for
+        protocols that read lines ending in CR but write CR LF.
+    frame_prefix
+        Size in bytes (1, 2 or 4) of the length prefix of ``read_frame`` /
+        ``write_frame``.
+    frame_byteorder
+        Byte order of that prefix, ``"big"`` (network order) or ``"little"``.
+    max_frame_size
+        Largest frame payload ``read_frame`` accepts and ``write_frame`` sends.
+        Default: ``DEFAULT_MAX_FRAME_SIZE`` (1 MiB), or the largest the prefix
+        can express if smaller.
     max_line_length
         Longest terminated message, without terminator, that reads buffer.
     heartbeat_interval
@@ -114,6 +128,11 @@ class BaseClientOrServer:
         name: str = "",
         encoding: str = DEFAULT_ENCODING,
         terminator: bytes = DEFAULT_TERMINATOR,
+        read_terminator: bytes | None = None,
+        write_terminator: bytes | None = None,
+        frame_prefix: Literal[1, 2, 4] = 4,
+        frame_byteorder: Literal["big", "little"] = "big",
+        max_frame_size: int | None = None,
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         heartbeat_interval: float | None = None,
         heartbeat_timeout: float | None = None,
@@ -125,8 +144,28 @@ class BaseClientOrServer:
                 f"connect_callback={connect_callback!r} must be an async callable "
                 "(async def callback(client_or_server))"
             )
-        if not isinstance(terminator, bytes) or not terminator:
-            raise ValueError(f"terminator={terminator!r} must be non-empty bytes")
+        for label, value in (
+            ("terminator", terminator),
+            ("read_terminator", read_terminator),
+            ("write_terminator", write_terminator),
+        ):
+            if value is not None and (not isinstance(value, bytes) or not value):
+                raise ValueError(f"{label}={value!r} must be non-empty bytes")
+        if frame_prefix not in (1, 2, 4):
+            raise ValueError(f"frame_prefix={frame_prefix!r} must be 1, 2 or 4")
+        if frame_byteorder not in ("big", "little"):
+            raise ValueError(
+                f"frame_byteorder={frame_byteorder!r} must be 'big' or 'little'"
+            )
+        if max_frame_size is None:
+            max_frame_size = min(DEFAULT_MAX_FRAME_SIZE, 256**frame_prefix - 1)
+        if not isinstance(max_frame_size, int) or not (
+            0 < max_frame_size < 256**frame_prefix
+        ):
+            raise ValueError(
+                f"max_frame_size={max_frame_size!r} must be > 0 and fit in a "
+                f"{frame_prefix}-byte prefix"
+            )
         try:
             codecs.lookup(encoding)
         except (LookupError, TypeError) as exc:
@@ -143,7 +182,15 @@ class BaseClientOrServer:
         self._log = base_log.getChild(child)
         self._connect_callback = connect_callback
         self._encoding = encoding
-        self._terminator = terminator
+        self._terminator = terminator if read_terminator is None else read_terminator
+        self._write_terminator = (
+            terminator if write_terminator is None else write_terminator
+        )
+        self._frame_prefix = frame_prefix
+        self._frame_byteorder: Literal["big", "little"] = frame_byteorder
+        self._max_frame_size = max_frame_size
+        # Totals of the connections that ended (see ``stats``).
+        self._totals = Totals()
         self._max_line_length = max_line_length
         self.heartbeat_interval = _check_positive(
             "heartbeat_interval", heartbeat_interval
@@ -188,8 +235,47 @@ class BaseClientOrServer:
 
     @property
     def terminator(self) -> bytes:
-        """Bytes that end a text or JSON message."""
+        """Bytes that end a text or JSON message (the read terminator)."""
         return self._terminator
+
+    @property
+    def read_terminator(self) -> bytes:
+        """Bytes that end a message read by ``read_str``/``read_json``."""
+        return self._terminator
+
+    @property
+    def write_terminator(self) -> bytes:
+        """Bytes appended by ``write_str``/``write_json`` (and to heartbeats)."""
+        return self._write_terminator
+
+    @property
+    def stats(self) -> ConnectionStats:
+        """A snapshot of traffic counters and connection history."""
+        totals = self._totals
+        sent, received = totals.bytes_sent, totals.bytes_received
+        last = totals.last_received
+        channel = self._channel
+        messages_sent, messages_received = (
+            totals.messages_sent,
+            totals.messages_received,
+        )
+        if channel is not None and not channel.counted:
+            sent += channel.bytes_sent
+            received += channel.bytes_received
+            messages_sent += channel.messages_sent
+            messages_received += channel.messages_received
+            last = channel.last_received or last
+        return ConnectionStats(
+            bytes_sent=sent,
+            bytes_received=received,
+            messages_sent=messages_sent,
+            messages_received=messages_received,
+            connects=totals.connects,
+            disconnects=totals.disconnects,
+            reconnect_attempts=getattr(self, "reconnect_attempts", 0),
+            rejected_clients=getattr(self, "rejected_count", 0),
+            last_received=last,
+        )
 
     @property
     def max_line_length(self) -> int:
@@ -302,12 +388,14 @@ class BaseClientOrServer:
         )
         self._channel = channel
         self._should_be_connected = True
+        self._totals.connects += 1
         self._transitions.append(True)
         self._notify_state_changed()
         self._log.info("%s: connected", who)
         return channel
 
     def _on_channel_down(self, channel: Channel) -> None:
+        self._totals.disconnects += 1
         self._transitions.append(False)
         self._notify_state_changed()
         self._log.info("%s: %s", channel.who, channel.reason)
@@ -336,13 +424,28 @@ class BaseClientOrServer:
                 await channel.pump(receive_timeout=self.heartbeat_timeout)
             finally:
                 heartbeat_scope.cancel()
+                task_group.start_soon(self._count_when_done, channel)
                 with anyio.CancelScope(shield=True):
                     await self._report()
+
+    async def _count_when_done(self, channel: Channel) -> None:
+        """Add a finished connection's byte counts to the totals."""
+        await channel.wait_flushed()
+        if not channel.counted:
+            channel.counted = True
+            totals = self._totals
+            totals.bytes_sent += channel.bytes_sent
+            totals.bytes_received += channel.bytes_received
+            totals.messages_sent += channel.messages_sent
+            totals.messages_received += channel.messages_received
+            totals.last_received = channel.last_received or totals.last_received
 
     async def _heartbeats(self, channel: Channel, scope: anyio.CancelScope) -> None:
         assert self.heartbeat_interval is not None
         with scope:
-            await send_heartbeats(channel, self.heartbeat_interval, self._terminator)
+            await send_heartbeats(
+                channel, self.heartbeat_interval, self._write_terminator
+            )
 
     def _start_channel_tasks(
         self, channel: Channel, task_group: anyio.abc.TaskGroup
@@ -566,10 +669,53 @@ class BaseClientOrServer:
         await self._require_channel().send(b"".join(lines))
 
     async def write_from(self, *structs: Any) -> None:
-        """Send one or more ctypes objects as one message."""
+        """Send one or more ctypes objects, queued together (never interleaved)."""
         for struct in structs:
             ctypes_size(struct)
-        await self._require_channel().send(b"".join(bytes(s) for s in structs))
+        await self._require_channel().send(
+            b"".join(bytes(s) for s in structs), messages=len(structs)
+        )
+
+    async def read_frame(self) -> bytes:
+        """Read one length-prefixed frame and return its payload.
+
+        The prefix is ``frame_prefix`` bytes in ``frame_byteorder``.
+
+        Raises
+        ------
+        FrameTooLargeError
+            If the announced length exceeds ``max_frame_size`` (nothing is
+            consumed; the stream is no longer trustworthy: close it).
+        IncompleteReadError
+            If the peer closes mid-frame.
+        """
+        prefix, order, limit = (
+            self._frame_prefix,
+            self._frame_byteorder,
+            self._max_frame_size,
+        )
+        return await self._require_channel().read(
+            lambda f: f.next_frame(prefix, order, limit), prefix + limit
+        )
+
+    async def write_frame(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` as one frame, preceded by its length.
+
+        Raises
+        ------
+        FrameTooLargeError
+            If ``data`` is larger than ``max_frame_size`` (nothing is sent).
+        """
+        size = len(data)
+        if size > self._max_frame_size:
+            raise FrameTooLargeError(
+                f"{self._describe()}: frame of {size} bytes is larger than "
+                f"max_frame_size={self._max_frame_size}",
+                size,
+                self._max_frame_size,
+            )
+        header = size.to_bytes(self._frame_prefix, self._frame_byteorder)
+        await self._require_channel().send(header + bytes(data))
 
     async def write_str(self, line: str) -> None:
         """Encode ``line`` strictly, append ``terminator`` and send it.
@@ -580,7 +726,7 @@ class BaseClientOrServer:
             If ``line`` cannot be encoded (nothing is sent).
         """
         await self._require_channel().send(
-            line.encode(self._encoding) + self._terminator
+            line.encode(self._encoding) + self._write_terminator
         )
 
     async def write_json(self, obj: Any) -> None:

@@ -31,6 +31,9 @@ HEARTBEAT: Final = b"heartbeat"
 DEFAULT_MAX_LINE_LENGTH: Final = 65536
 """The longest terminated message (without its terminator) a read will buffer."""
 
+DEFAULT_MAX_FRAME_SIZE: Final = 1 << 20
+"""The largest length-prefixed frame payload (``read_frame``) accepted, 1 MiB."""
+
 KEEPALIVE_TIME: Final = 60
 """Seconds of idleness before TCP keepalive probes start."""
 

@@ -12,6 +12,7 @@ import asyncio
 __all__ = [
     "AnyTcpIpError",
     "ConnectionLostError",
+    "FrameTooLargeError",
     "IncompleteReadError",
     "LimitOverrunError",
     "NotConnectedError",
@@ -81,3 +82,28 @@ class NotConnectedError(AnyTcpIpError, ConnectionError):
 
 class ConnectionLostError(AnyTcpIpError, ConnectionResetError):
     """The connection was closed or reset by the peer, or found dead."""
+
+
+class FrameTooLargeError(AnyTcpIpError, ValueError):
+    """A length-prefixed frame is larger than ``max_frame_size``.
+
+    On reading, nothing is consumed, but the stream cannot be trusted any
+    more (the length may be garbage): close the connection.
+
+    Parameters
+    ----------
+    message
+        What happened.
+    size
+        The frame's size.
+    max_size
+        The limit.
+    """
+
+    def __init__(self, message: str, size: int, max_size: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.max_size = max_size
+
+    def __reduce__(self) -> tuple[type[FrameTooLargeError], tuple[str, int, int]]:
+        return (type(self), (self.args[0], self.size, self.max_size))

@@ -23,7 +23,7 @@ import enum
 from typing import Any, Final, Literal
 
 from ._constants import DEFAULT_MAX_LINE_LENGTH
-from ._exceptions import IncompleteReadError, LimitOverrunError
+from ._exceptions import FrameTooLargeError, IncompleteReadError, LimitOverrunError
 
 __all__ = ["NEED_DATA", "FrameBuffer", "NeedData", "fill_ctypes"]
 
@@ -253,6 +253,48 @@ class FrameBuffer:
             return NEED_DATA
         fill_ctypes(obj, data)
         return True
+
+    def next_frame(
+        self,
+        prefix: int = 4,
+        byteorder: Literal["big", "little"] = "big",
+        max_size: int = 1 << 20,
+    ) -> bytes | NeedData:
+        """Return the payload of the next length-prefixed frame.
+
+        A frame is an unsigned ``prefix``-byte length in ``byteorder``
+        followed by that many bytes.
+
+        Raises
+        ------
+        FrameTooLargeError
+            If the announced length exceeds ``max_size``; nothing is consumed.
+        IncompleteReadError
+            At end of stream mid-frame; ``.expected`` is the whole frame's size
+            (prefix included) once the prefix is known.
+        """
+        buf = self._buf
+        if len(buf) < prefix:
+            if self._eof:
+                raise IncompleteReadError(self._take(len(buf)), prefix, self.who)
+            return NEED_DATA
+        size = int.from_bytes(buf[:prefix], byteorder)
+        if size > max_size:
+            raise FrameTooLargeError(
+                f"{self.who + ': ' if self.who else ''}frame of {size} bytes is "
+                f"larger than max_frame_size={max_size}",
+                size,
+                max_size,
+            )
+        end = prefix + size
+        if len(buf) >= end:
+            data = bytes(buf[prefix:end])
+            del buf[:end]
+            self._scanned = 0
+            return data
+        if self._eof:
+            raise IncompleteReadError(self._take(len(buf)), end, self.who)
+        return NEED_DATA
 
     def _may_complete(self, terminator: bytes) -> bool:
         """Whether a terminator could still end a message of allowed length.
