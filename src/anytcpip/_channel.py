@@ -35,8 +35,7 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
@@ -48,7 +47,7 @@ from ._exceptions import ConnectionLostError, IncompleteReadError, NotConnectedE
 from ._framing import NEED_DATA, FrameBuffer, NeedData
 from ._streams import close_stream
 
-__all__ = ["Channel", "translate_stream_errors"]
+__all__ = ["Channel"]
 
 HIGH_WATER_MARK = 4 * RECEIVE_CHUNK_SIZE
 """The pump stops receiving once this much is buffered (unless a read needs more)."""
@@ -66,36 +65,6 @@ READS_PER_CHECKPOINT = 64
 """Reads satisfied from the buffer in a row before one yields to the scheduler."""
 
 _T = TypeVar("_T")
-
-
-@contextmanager
-def translate_stream_errors(who: str) -> Iterator[None]:
-    """Turn anyio's stream exceptions into :class:`ConnectionError` subclasses.
-
-    This is the one place where that translation happens.
-
-    Parameters
-    ----------
-    who
-        Which connection, used in the message.
-    """
-    try:
-        yield
-    except anyio.ClosedResourceError as exc:
-        raise NotConnectedError(
-            f"{who}: the connection was closed by this end"
-        ) from exc
-    except anyio.EndOfStream as exc:
-        raise ConnectionLostError(
-            f"{who}: the connection was closed by the peer"
-        ) from exc
-    except anyio.BrokenResourceError as exc:
-        cause = exc.__cause__ or exc
-        raise ConnectionLostError(f"{who}: the connection was lost: {cause!r}") from exc
-    except ConnectionError:
-        raise
-    except OSError as exc:
-        raise ConnectionLostError(f"{who}: the connection was lost: {exc!r}") from exc
 
 
 class ChannelState(enum.Enum):
