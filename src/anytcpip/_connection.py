@@ -291,13 +291,16 @@ class BaseClientOrServer:
         reported, even if the connection has changed again since (the next
         call will report that), so a callback always sees a consistent state.
         """
-        if (
-            self._reporting_task is not None
-            and self._reporting_task == anyio.get_current_task().id
-        ):
+        if self._reporting_task is not None and self._in_reporting_task():
             return self._reported
         channel = self._channel
         return channel is not None and channel.is_open
+
+    def _in_reporting_task(self) -> bool:
+        try:
+            return self._reporting_task == anyio.get_current_task().id
+        except RuntimeError:  # not in an event loop (e.g. another thread)
+            return False
 
     @property
     def should_be_connected(self) -> bool:
