@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from typing import Any
 
 import anyio
@@ -26,7 +27,10 @@ def _connect_error(exc: OSError, where: str) -> OSError:
     cause = exc
     while cause.errno is None and isinstance(cause.__cause__, OSError):
         cause = cause.__cause__
-    reason = cause.strerror or str(cause) or type(cause).__name__
+    if cause.errno is not None:
+        reason = os.strerror(cause.errno)
+    else:
+        reason = cause.strerror or str(cause) or type(cause).__name__
     if cause.errno is None:
         return OSError(f"{where}: {reason}")
     return type(cause)(cause.errno, f"{where}: {reason}")
