@@ -222,7 +222,7 @@ class Channel:
             if self._out or self._sending:
                 with anyio.move_on_after(CLOSE_FLUSH_TIMEOUT):
                     while self._out or self._sending:
-                        flushed = self._flushed = anyio.Event()
+                        flushed = self._flushed_event()
                         await flushed.wait()
             await close_stream(self.stream)
 
@@ -416,15 +416,22 @@ class Channel:
         while self._out or self._sending:
             if self.state is ChannelState.LOST:
                 raise self._down_error()
-            flushed = self._flushed = anyio.Event()
+            flushed = self._flushed_event()
             await flushed.wait()
         await anyio.lowlevel.checkpoint()
 
     async def wait_flushed(self) -> None:
         """Wait until nothing is queued or being sent (whatever the outcome)."""
         while self._out or self._sending:
-            flushed = self._flushed = anyio.Event()
+            flushed = self._flushed_event()
             await flushed.wait()
+
+    def _flushed_event(self) -> anyio.Event:
+        """Return the event set when the queue empties, shared by all waiters."""
+        flushed = self._flushed
+        if flushed is None or flushed.is_set():
+            flushed = self._flushed = anyio.Event()
+        return flushed
 
     def _wake_flusher(self) -> None:
         waiter = self._flush_waiter
