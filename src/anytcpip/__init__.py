@@ -23,6 +23,9 @@ from ._constants import LOCAL_HOST as LOCAL_HOST
 from ._constants import LOCALHOST_IPV4 as LOCALHOST_IPV4
 from ._constants import LOCALHOST_IPV6 as LOCALHOST_IPV6
 from ._constants import TERMINATOR as TERMINATOR
+from ._dispatch import MessageLengthError as MessageLengthError
+from ._dispatch import StructDispatcher as StructDispatcher
+from ._dispatch import UnknownMessageError as UnknownMessageError
 from ._exceptions import AnyTcpIpError as AnyTcpIpError
 from ._exceptions import ConnectionLostError as ConnectionLostError
 from ._exceptions import FrameTooLargeError as FrameTooLargeError
@@ -33,6 +36,9 @@ from ._framing import NEED_DATA as NEED_DATA
 from ._framing import FrameBuffer as FrameBuffer
 from ._read_loop import OneClientReadLoopServer as OneClientReadLoopServer
 from ._reconnect import Backoff as Backoff
+from ._request import Correlator as Correlator
+from ._request import Requester as Requester
+from ._request import RequestTimeoutError as RequestTimeoutError
 from ._server import OneClientServer as OneClientServer
 from ._socket_options import set_socket_options as set_socket_options
 from ._stats import ConnectionStats as ConnectionStats
@@ -63,13 +69,19 @@ __all__ = (
     "ConnectCallback",
     "ConnectionLostError",
     "ConnectionStats",
+    "Correlator",
     "FrameBuffer",
     "FrameTooLargeError",
     "IncompleteReadError",
     "LimitOverrunError",
+    "MessageLengthError",
     "NotConnectedError",
     "OneClientReadLoopServer",
     "OneClientServer",
+    "RequestTimeoutError",
+    "Requester",
+    "StructDispatcher",
+    "UnknownMessageError",
     "__version__",
     "close_stream",
     "read_into",

@@ -41,6 +41,7 @@ from ._constants import (
 from ._exceptions import FrameTooLargeError, NotConnectedError
 from ._framing import NEED_DATA, FrameBuffer, NeedData
 from ._heartbeat import send_heartbeats
+from ._request import Requester
 from ._stats import ConnectionStats, Totals
 from ._streams import ctypes_size
 
@@ -215,6 +216,7 @@ class BaseClientOrServer:
         self._state_changed: anyio.Event | None = None
         # Set when this instance can never connect again (reconnect gave up).
         self._failure: BaseException | None = None
+        self._requester: Requester | None = None
 
     # -- properties -----------------------------------------------------------
 
@@ -735,3 +737,59 @@ class BaseClientOrServer:
     async def write_json(self, obj: Any) -> None:
         """Send ``json.dumps(obj)`` with :meth:`write_str`."""
         await self.write_str(json.dumps(obj))
+
+    # -- requests ---------------------------------------------------------------
+
+    @property
+    def requester(self) -> Requester:
+        """The :class:`Requester` behind :meth:`request` and :meth:`request_json`.
+
+        Created on first use, with no default timeout and
+        ``reply_timeout_policy="close"``; set its ``timeout`` and
+        ``reply_timeout_policy`` attributes to change them.
+        """
+        if self._requester is None:
+            self._requester = Requester(self)
+        return self._requester
+
+    async def request(self, message: str, timeout: float | None = None) -> str:
+        """Send ``message`` with :meth:`write_str`; return the reply's :meth:`read_str`.
+
+        For protocols with one outstanding command at a time: concurrent
+        callers take turns. See :class:`Requester` (:attr:`requester`) for
+        what a timeout does to the connection, and :class:`Correlator` for
+        replies matched to commands by id.
+
+        Parameters
+        ----------
+        message
+            The command.
+        timeout
+            Seconds allowed for sending it and getting the reply; None uses
+            ``requester.timeout`` (by default no limit).
+
+        Raises
+        ------
+        RequestTimeoutError
+            If no reply came in time (a :class:`TimeoutError`).
+        ConnectionError
+            If not connected, or the connection ends before the reply.
+        """
+        return await self.requester.request(message, timeout)
+
+    async def request_json(self, obj: Any, timeout: float | None = None) -> Any:
+        """Send ``obj`` with :meth:`write_json`; return the reply's :meth:`read_json`.
+
+        As :meth:`request`, for JSON messages.
+
+        Raises
+        ------
+        RequestTimeoutError
+            If no reply came in time (a :class:`TimeoutError`).
+        ConnectionError
+            If not connected, or the connection ends before the reply.
+        json.JSONDecodeError
+            If the reply is not JSON (it was consumed; the connection stays
+            usable).
+        """
+        return await self.requester.request_json(obj, timeout)
