@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,22 +12,14 @@ import trustme
 
 from anytcpip import Backoff, BaseClientOrServer
 from anytcpip.testing import check_connection, connected_pair
-
-
-def _ipv6_available() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
+from helpers import ipv6_available
 
 
 async def test_plain_ipv4() -> None:
     await check_connection(connected_pair)
 
 
-@pytest.mark.skipif(not _ipv6_available(), reason="no IPv6 loopback")
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback")
 async def test_plain_ipv6() -> None:
     @asynccontextmanager
     async def make_pair(

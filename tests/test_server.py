@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import anyio
 import pytest
 
 from anytcpip import Client, OneClientServer
-from helpers import TIMEOUT, CallbackRecorder, connected_pair, raw_peer
-
-
-def _ipv6_available() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
+from helpers import TIMEOUT, CallbackRecorder, connected_pair, ipv6_available, raw_peer
 
 
 async def test_port_zero_gives_the_real_port() -> None:
@@ -30,7 +17,7 @@ async def test_port_zero_gives_the_real_port() -> None:
             assert client.connected
 
 
-@pytest.mark.skipif(not _ipv6_available(), reason="no IPv6 loopback")
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback")
 async def test_host_none_listens_on_ipv4_and_ipv6_on_one_port() -> None:
     async with OneClientServer(host=None, port=0) as server:
         assert server.port > 0
@@ -45,7 +32,7 @@ async def test_host_none_listens_on_ipv4_and_ipv6_on_one_port() -> None:
                     await server.read(100)  # drain until end of stream
 
 
-@pytest.mark.skipif(not _ipv6_available(), reason="no IPv6 loopback")
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback")
 async def test_ipv6_loopback_server() -> None:
     async with OneClientServer(host="::1", port=0) as server:
         async with Client("::1", server.port) as client:

@@ -226,10 +226,6 @@ class Channel:
                         await flushed.wait()
             await close_stream(self.stream)
 
-    def abort(self, reason: str) -> None:
-        """Declare the connection dead (e.g. heartbeat timeout); the pump closes it."""
-        self._go_down(ChannelState.LOST, reason)
-
     # -- reading --------------------------------------------------------------
 
     def _wake_reader(self) -> None:
