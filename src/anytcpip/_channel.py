@@ -61,7 +61,7 @@ SEND_HIGH_WATER_MARK = RECEIVE_CHUNK_SIZE
 CLOSE_FLUSH_TIMEOUT = 2.0
 """Seconds ``aclose`` spends sending what is still queued before closing."""
 
-READS_PER_CHECKPOINT = 64
+READS_PER_CHECKPOINT = 1024
 """Reads satisfied from the buffer in a row before one yields to the scheduler."""
 
 _T = TypeVar("_T")
@@ -290,7 +290,10 @@ class Channel:
         if result is not NEED_DATA:
             self._fast_reads -= 1
             self.messages_received += 1
-            if self._space_waiter is not None:
+            if (
+                self._space_waiter is not None
+                and len(self.frames._buf) < LOW_WATER_MARK
+            ):
                 self._release_space()
         return result
 
@@ -304,7 +307,10 @@ class Channel:
         if result is not NEED_DATA:
             self._fast_reads -= 1
             self.messages_received += 1
-            if self._space_waiter is not None:
+            if (
+                self._space_waiter is not None
+                and len(self.frames._buf) < LOW_WATER_MARK
+            ):
                 self._release_space()
         return result
 
