@@ -49,13 +49,13 @@ from ._streams import close_stream
 
 __all__ = ["Channel"]
 
-HIGH_WATER_MARK = 4 * RECEIVE_CHUNK_SIZE
+HIGH_WATER_MARK = 256 * 1024
 """The pump stops receiving once this much is buffered (unless a read needs more)."""
 
 LOW_WATER_MARK = HIGH_WATER_MARK // 2
 """A stopped pump resumes once reads bring the buffer below this."""
 
-SEND_HIGH_WATER_MARK = RECEIVE_CHUNK_SIZE
+SEND_HIGH_WATER_MARK = 64 * 1024
 """Writers wait while this many bytes are queued and not yet sent."""
 
 CLOSE_FLUSH_TIMEOUT = 2.0

@@ -101,8 +101,13 @@ class FrameBuffer:
         return bytes(self._buf)
 
     def _take(self, n: int) -> bytes:
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
+        buf = self._buf
+        if n >= len(buf):  # everything: one copy, no slice
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
         self._scanned = 0
         return data
 
