@@ -2,6 +2,8 @@
 
 - :class:`CallbackRecorder`: a ``connect_callback`` that records each call
   and lets a test wait for the next one, with a bound.
+- :func:`start_server`: a server of any class on a free loopback port.
+- :func:`connect_client`: a client connected to such a server.
 - :func:`connected_pair`: a server on loopback with a connected client.
 - :func:`check_connection`: the generic contract every client/server pair
   must meet (plain TCP, TLS, IPv6, reconnecting, ...), in the spirit of
@@ -9,6 +11,8 @@
 
 Nothing here imports pytest; failures raise :class:`AssertionError`. Every
 wait is bounded by ``timeout`` so a broken pair fails instead of hanging.
+The same helpers are offered as pytest fixtures by
+:mod:`anytcpip.pytest_plugin`, which pytest loads automatically.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -25,11 +29,15 @@ from ._connection import BaseClientOrServer
 from ._constants import DEFAULT_LOCALHOST
 from ._server import OneClientServer
 
+_ServerT = TypeVar("_ServerT", bound=OneClientServer)
+
 __all__ = [
     "CallbackRecorder",
     "MakePair",
     "check_connection",
+    "connect_client",
     "connected_pair",
+    "start_server",
 ]
 
 DEFAULT_TIMEOUT = 10.0
@@ -50,12 +58,13 @@ class CallbackRecorder:
     Parameters
     ----------
     timeout
-        Bound of :meth:`wait_for`.
+        Bound of :meth:`next` and :meth:`wait_for`.
 
     Examples
     --------
     >>> recorder = CallbackRecorder()
     >>> # async with OneClientServer(connect_callback=recorder) as server: ...
+    >>> # assert await recorder.next() is True
     >>> # assert await recorder.wait_for(2) == [True, False]
     """
 
@@ -64,6 +73,7 @@ class CallbackRecorder:
         """``connected`` as seen by each call, in order."""
         self.timeout = timeout
         self._changed: anyio.Event | None = None
+        self._consumed = 0
 
     async def __call__(self, conn: BaseClientOrServer) -> None:
         """Record ``conn.connected`` (the state being reported)."""
@@ -71,6 +81,22 @@ class CallbackRecorder:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+
+    async def next(self) -> bool:
+        """Return the state of the next call not yet returned by ``next``.
+
+        Calls are consumed in order, so successive ``await recorder.next()``
+        give ``True``, ``False``, ``True``, ... exactly as the callback saw
+        them, however fast the changes happened.
+
+        Raises
+        ------
+        TimeoutError
+            If no such call comes within ``timeout``.
+        """
+        await self.wait_for(self._consumed + 1)
+        self._consumed += 1
+        return self.states[self._consumed - 1]
 
     async def wait_for(self, count: int) -> list[bool]:
         """Wait until at least ``count`` calls were made; return the states.
@@ -86,6 +112,65 @@ class CallbackRecorder:
                     self._changed = anyio.Event()
                 await self._changed.wait()
         return self.states
+
+
+@asynccontextmanager
+async def start_server(
+    server_class: type[_ServerT] = OneClientServer,  # type: ignore[assignment]
+    *,
+    host: str = DEFAULT_LOCALHOST,
+    **kwargs: Any,
+) -> AsyncIterator[_ServerT]:
+    """Start a server of ``server_class`` on ``host``, on a free port.
+
+    Yields the running server (``server.port`` is the port it got); closes it
+    on exit.
+
+    Parameters
+    ----------
+    server_class
+        :class:`OneClientServer` or a subclass, e.g. a mock controller.
+    host
+        Loopback address to listen on (``"127.0.0.1"`` or ``"::1"``).
+    **kwargs
+        Further keyword arguments for the server's constructor.
+    """
+    async with server_class(host=host, port=0, **kwargs) as server:
+        yield server
+
+
+@asynccontextmanager
+async def connect_client(
+    server: OneClientServer,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    **kwargs: Any,
+) -> AsyncIterator[Client]:
+    """Connect a :class:`Client` to a running ``server``.
+
+    Yields once both ends report the connection; closes the client on exit.
+
+    Parameters
+    ----------
+    server
+        A running server, e.g. from :func:`start_server`.
+    timeout
+        Bound on waiting for the connection.
+    **kwargs
+        Further keyword arguments for the :class:`Client`.
+
+    Raises
+    ------
+    TimeoutError
+        If the connection is not reported within ``timeout``.
+    """
+    async with Client(
+        server.host or DEFAULT_LOCALHOST, server.port, **kwargs
+    ) as client:
+        with anyio.fail_after(timeout):
+            await server.wait_connected()
+            await client.wait_connected()
+        yield client
 
 
 @asynccontextmanager
@@ -115,11 +200,10 @@ async def connected_pair(
     timeout
         Bound on waiting for the connection.
     """
-    async with server_class(host=host, port=0, **(server_kwargs or {})) as server:
-        async with Client(host, server.port, **(client_kwargs or {})) as client:
-            with anyio.fail_after(timeout):
-                await server.wait_connected()
-                await client.wait_connected()
+    async with start_server(server_class, host=host, **(server_kwargs or {})) as server:
+        async with connect_client(
+            server, timeout=timeout, **(client_kwargs or {})
+        ) as client:
             yield server, client
 
 
