@@ -71,6 +71,25 @@ def test_bad_arguments_exit_2(argv: list[str]) -> None:
     assert info.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["send", "127.0.0.1", "x", "hi"], "argument PORT: not a port number: 'x'"),
+        (["serve", "--port", "-1"], "argument --port: must be in 0..65535, got -1"),
+        (
+            ["send", "127.0.0.1", "1", "hi", "--timeout", "soon"],
+            "argument --timeout: not a number: 'soon'",
+        ),
+    ],
+)
+def test_bad_argument_messages_say_what_is_wrong(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+
+
 def test_send_to_a_closed_port_fails_in_one_line() -> None:
     result = run("send", "127.0.0.1", str(free_port()), "hello")
     assert result.returncode == 1
