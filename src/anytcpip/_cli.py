@@ -127,7 +127,7 @@ async def _demo(args: argparse.Namespace) -> None:
 
 async def _serve(args: argparse.Namespace) -> None:
     async def show(conn: BaseClientOrServer) -> None:
-        log.warning("client %s", "connected" if conn.connected else "disconnected")
+        log.info("client %s", "connected" if conn.connected else "disconnected")
 
     heartbeat = {"heartbeat_interval": args.heartbeat} if args.heartbeat else {}
     server = EchoServer(
