@@ -56,3 +56,9 @@ def test_asyncio_example() -> None:
     out = run_example("asyncio_example.py")
     assert "ALPHA" in out and "GAMMA" in out
     assert "partial=b'half a mess'" in out
+
+
+def test_asyncio_compat_example() -> None:
+    out = run_example("asyncio_compat_example.py")
+    assert out.count("echoed") == 3
+    assert "closed: client True, server True" in out
