@@ -7,21 +7,26 @@ import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from anytcpip import BaseClientOrServer
-from anytcpip.testing import CallbackRecorder, connected_pair
+from anytcpip.testing import (
+    CallbackRecorder,
+    MemoryByteStream,
+    MemoryConnection,
+    connected_pair,
+    memory_pair,
+    memory_stream_pair,
+)
 
 __all__ = [
     "FIGURES",
     "TIMEOUT",
     "CallbackRecorder",
     "MemoryByteStream",
-    "MemoryEnd",
+    "MemoryConnection",
     "blackhole_proxy",
     "cancel_after_checkpoints",
     "connected_pair",
@@ -97,132 +102,6 @@ async def cancel_after_checkpoints(scope: anyio.CancelScope, count: int) -> None
     for _ in range(count):
         await anyio.lowlevel.checkpoint()
     scope.cancel()
-
-
-# -- an in-memory transport ------------------------------------------------------
-
-
-class _Pipe:
-    """One direction of an in-memory byte stream, holding at most ``limit``."""
-
-    def __init__(self, limit: int) -> None:
-        self.buffer = bytearray()
-        self.limit = limit
-        self.eof = False  # the sending end closed or sent EOF
-        self.reader_closed = False  # the receiving end closed
-        self._changed = anyio.Event()
-
-    def changed(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    async def wait(self) -> None:
-        await self._changed.wait()
-
-
-class MemoryByteStream(anyio.abc.ByteStream):
-    """One end of an in-memory, bounded, full-duplex byte stream.
-
-    Behaves like a TCP socket stream for what anytcpip relies on: ``send``
-    blocks while the peer's receive buffer is full (backpressure), ``receive``
-    raises :class:`anyio.EndOfStream` after the peer's ``send_eof``/``aclose``,
-    ``send`` to a closed peer raises :class:`anyio.BrokenResourceError`, and
-    use after ``aclose`` raises :class:`anyio.ClosedResourceError`.
-    """
-
-    def __init__(self, incoming: _Pipe, outgoing: _Pipe) -> None:
-        self._in = incoming
-        self._out = outgoing
-        self._closed = False
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        pipe = self._in
-        while True:
-            if self._closed:
-                raise anyio.ClosedResourceError
-            if pipe.buffer:
-                data = bytes(pipe.buffer[:max_bytes])
-                del pipe.buffer[:max_bytes]
-                pipe.changed()
-                await anyio.lowlevel.checkpoint()
-                return data
-            if pipe.eof:
-                raise anyio.EndOfStream
-            await pipe.wait()
-
-    async def send(self, item: bytes) -> None:
-        pipe = self._out
-        view = memoryview(item)
-        await anyio.lowlevel.checkpoint()
-        while True:
-            if self._closed or pipe.eof:
-                raise anyio.ClosedResourceError
-            if pipe.reader_closed:
-                raise anyio.BrokenResourceError
-            room = pipe.limit - len(pipe.buffer)
-            if room > 0:
-                pipe.buffer += view[:room]
-                view = view[room:]
-                pipe.changed()
-                if not view:
-                    return
-            await pipe.wait()
-
-    async def send_eof(self) -> None:
-        self._out.eof = True
-        self._out.changed()
-        await anyio.lowlevel.checkpoint()
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._out.eof = True
-            self._in.reader_closed = True
-            self._in.buffer.clear()
-            self._out.changed()
-            self._in.changed()
-        await anyio.lowlevel.checkpoint()
-
-
-def memory_stream_pair(
-    limit: int = 256 * 1024,
-) -> tuple[MemoryByteStream, MemoryByteStream]:
-    """Two connected in-memory byte streams, each direction holding ``limit``."""
-    forward, backward = _Pipe(limit), _Pipe(limit)
-    return MemoryByteStream(backward, forward), MemoryByteStream(forward, backward)
-
-
-class MemoryEnd(BaseClientOrServer):
-    """A test-only connection end over an in-memory stream (no sockets).
-
-    It uses the same connection machinery (receive pump, framing, send queue,
-    callbacks) as :class:`anytcpip.Client` and :class:`anytcpip.OneClientServer`,
-    through the hooks they use: ``_start`` adopts the stream and runs it.
-    """
-
-    def __init__(self, stream: anyio.abc.ByteStream, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._stream = stream
-
-    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
-        channel = self._adopt(self._stream, f"memory end {self.name!r}")
-        task_group.start_soon(self._run_channel, channel)
-
-
-@asynccontextmanager
-async def memory_pair(
-    server_kwargs: dict[str, Any] | None = None,
-    client_kwargs: dict[str, Any] | None = None,
-) -> AsyncIterator[tuple[MemoryEnd, MemoryEnd]]:
-    """A connected ``(server, client)`` over an in-memory stream (a ``MakePair``)."""
-    server_stream, client_stream = memory_stream_pair()
-    server = MemoryEnd(server_stream, name="server", **(server_kwargs or {}))
-    client = MemoryEnd(client_stream, name="client", **(client_kwargs or {}))
-    async with server, client:
-        with anyio.fail_after(TIMEOUT):
-            await server.wait_connected()
-            await client.wait_connected()
-        yield server, client
 
 
 # -- a network that goes silent ----------------------------------------------------

@@ -30,7 +30,7 @@ from anytcpip.testing import MakePair, check_connection, connected_pair
 from helpers import (
     TIMEOUT,
     CallbackRecorder,
-    MemoryEnd,
+    MemoryConnection,
     ipv6_available,
     memory_pair,
     memory_stream_pair,
@@ -120,7 +120,7 @@ def _memory() -> Transport:
         kwargs: dict[str, Any],
     ) -> AsyncIterator[tuple[BaseClientOrServer, anyio.abc.ByteStream]]:
         ours, theirs = memory_stream_pair()
-        async with MemoryEnd(ours, **kwargs) as end, theirs:
+        async with MemoryConnection(ours, **kwargs) as end, theirs:
             yield end, theirs
 
     return Transport(make_pair, open_raw, supports_eof=True)

@@ -12,6 +12,8 @@ from anytcpip.testing import (
     CallbackRecorder,
     connect_client,
     connected_pair,
+    memory_pair,
+    memory_stream_pair,
     start_server,
 )
 from helpers import TIMEOUT, ipv6_available
@@ -110,3 +112,31 @@ class TestOverridingTheServer:
         await anytcpip_client.write(b"move 3\n")
         with anyio.fail_after(TIMEOUT):
             assert await anytcpip_client.readline() == b"MOVE 3\n"
+
+
+async def test_memory_pair_runs_the_whole_api_without_sockets() -> None:
+    recorder = CallbackRecorder(timeout=TIMEOUT)
+    async with memory_pair(
+        {"connect_callback": recorder}, {"terminator": b"\n"}
+    ) as (server, client):
+        assert await recorder.next() is True
+        await client.write_json({"cmd": "home"})
+        assert await server.readline() == b'{"cmd": "home"}\n'
+        await server.write_str("done")
+        assert await client.readuntil(b"\r\n") == b"done\r\n"
+        await client.close()
+        assert await recorder.next() is False
+        assert server.should_be_connected and not server.connected
+
+
+async def test_memory_streams_apply_backpressure() -> None:
+    ours, theirs = memory_stream_pair(limit=4)
+    async with ours, theirs:
+        await ours.send(b"1234")
+        with anyio.move_on_after(0.05) as scope:
+            await ours.send(b"5")  # full: waits for the peer to read
+        assert scope.cancelled_caught
+        assert await theirs.receive() == b"1234"
+        await ours.send_eof()
+        with pytest.raises(anyio.EndOfStream):
+            await theirs.receive()

@@ -5,6 +5,8 @@
 - :func:`start_server`: a server of any class on a free loopback port.
 - :func:`connect_client`: a client connected to such a server.
 - :func:`connected_pair`: a server on loopback with a connected client.
+- :func:`memory_pair`: two connected ends joined in memory, no sockets
+  (:class:`MemoryConnection` over :func:`memory_stream_pair`).
 - :func:`check_connection`: the generic contract every client/server pair
   must meet (plain TCP, TLS, IPv6, reconnecting, ...), in the spirit of
   ``trio.testing.check_two_way_stream``.
@@ -27,6 +29,12 @@ import anyio
 from ._client import Client
 from ._connection import BaseClientOrServer
 from ._constants import DEFAULT_LOCALHOST
+from ._memory import (
+    MemoryByteStream,
+    MemoryConnection,
+    memory_pair,
+    memory_stream_pair,
+)
 from ._server import OneClientServer
 
 _ServerT = TypeVar("_ServerT", bound=OneClientServer)
@@ -34,9 +42,13 @@ _ServerT = TypeVar("_ServerT", bound=OneClientServer)
 __all__ = [
     "CallbackRecorder",
     "MakePair",
+    "MemoryByteStream",
+    "MemoryConnection",
     "check_connection",
     "connect_client",
     "connected_pair",
+    "memory_pair",
+    "memory_stream_pair",
     "start_server",
 ]
 
