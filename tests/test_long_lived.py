@@ -174,6 +174,26 @@ async def test_reconnect_after_loss_reports_each_change() -> None:
     assert recorder.states == [True, False, True, False]
 
 
+async def test_reconnect_backs_off_from_a_server_that_drops_it_at_once() -> None:
+    # A busy one-client server accepts and closes at once: the reconnecting
+    # client must wait its backoff delay between attempts, not spin.
+    policy = Backoff(initial=0.1, maximum=0.1, jitter=0)
+    async with OneClientServer(port=0) as server:
+        async with Client("127.0.0.1", server.port):
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+            start = anyio.current_time()
+            async with Client("127.0.0.1", server.port, reconnect=policy) as extra:
+                with anyio.fail_after(TIMEOUT):
+                    while server.rejected_count < 4:  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                elapsed = anyio.current_time() - start
+                # Three delays of 0.1 s at least separate four attempts.
+                assert elapsed >= 0.3, elapsed
+                assert extra.reconnect_attempts >= 4
+                assert extra.stats.connects >= 4  # each was accepted, then lost
+
+
 async def test_reconnect_gives_up_after_max_attempts() -> None:
     port = _free_port()
     policy = Backoff(initial=0.001, maximum=0.001, max_attempts=3)
@@ -241,18 +261,25 @@ async def test_tls_verifies_the_hostname(
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("controller.example").configure_cert(context)
     async with OneClientServer(port=0, ssl_context=context) as server:
-        with pytest.raises(ssl.SSLCertVerificationError):
+        with pytest.raises(ssl.SSLCertVerificationError) as info:
             async with Client("127.0.0.1", server.port, ssl_context=client_context):
                 pass
+    message = str(info.value)
+    assert "cannot connect: TLS handshake failed" in message, message
+    assert "mismatch, certificate is not valid for '127.0.0.1'" in message, message
+    assert info.value.verify_code == 64  # X509_V_ERR_IP_ADDRESS_MISMATCH
 
 
 async def test_tls_untrusted_server_refused(server_context: ssl.SSLContext) -> None:
     async with OneClientServer(port=0, ssl_context=server_context) as server:
-        with pytest.raises(ssl.SSLCertVerificationError):
+        with pytest.raises(ssl.SSLCertVerificationError) as info:
             async with Client(
                 "127.0.0.1", server.port, ssl_context=ssl.create_default_context()
             ):
                 pass
+    message = str(info.value)
+    assert "TLS handshake failed: unable to get local issuer certificate" in message
+    assert "Operation not permitted" not in message
 
 
 async def test_tls_extra_client_rejected(

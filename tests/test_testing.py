@@ -116,9 +116,10 @@ class TestOverridingTheServer:
 
 async def test_memory_pair_runs_the_whole_api_without_sockets() -> None:
     recorder = CallbackRecorder(timeout=TIMEOUT)
-    async with memory_pair(
-        {"connect_callback": recorder}, {"terminator": b"\n"}
-    ) as (server, client):
+    async with memory_pair({"connect_callback": recorder}, {"terminator": b"\n"}) as (
+        server,
+        client,
+    ):
         assert await recorder.next() is True
         await client.write_json({"cmd": "home"})
         assert await server.readline() == b'{"cmd": "home"}\n'

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import socket
+import ssl
 from typing import Any
 
 import anyio
@@ -18,22 +20,39 @@ from ._socket_options import set_socket_options
 __all__ = ["Client"]
 
 
+def _reason(cause: OSError) -> str:
+    """Say in a few words why a connection attempt failed."""
+    if isinstance(cause, ssl.SSLError):
+        # errno 1 here is OpenSSL's, not EPERM: "Operation not permitted"
+        # would mislead. "certificate verify failed: ..." says what happened.
+        detail = getattr(cause, "verify_message", None) or cause.reason
+        return f"TLS handshake failed: {detail or cause}"
+    if isinstance(cause, socket.gaierror) or cause.errno is None or cause.errno <= 0:
+        # getaddrinfo's codes are negative; its text is in strerror.
+        return cause.strerror or str(cause) or type(cause).__name__
+    # asyncio's text ("Connect call failed (...)") hides the OS's reason.
+    return os.strerror(cause.errno)
+
+
 def _connect_error(exc: OSError, where: str) -> OSError:
     """Build a clear ``OSError`` of the OS's own type from a failed connect.
 
     anyio reports "All connection attempts failed" with the last attempt's
-    error as the cause; surface that one (e.g. ``ConnectionRefusedError``).
+    error as the cause; surface that one (e.g. ``ConnectionRefusedError``),
+    keeping its type and, for TLS errors, its details (``reason``,
+    ``verify_code``, ``verify_message``).
     """
     cause = exc
     while cause.errno is None and isinstance(cause.__cause__, OSError):
         cause = cause.__cause__
-    if cause.errno is not None:
-        reason = os.strerror(cause.errno)
-    else:
-        reason = cause.strerror or str(cause) or type(cause).__name__
+    message = f"{where}: {_reason(cause)}"
     if cause.errno is None:
-        return OSError(f"{where}: {reason}")
-    return type(cause)(cause.errno, f"{where}: {reason}")
+        return OSError(message)
+    error = type(cause)(cause.errno, message)
+    for attribute in ("library", "reason", "verify_code", "verify_message"):
+        if hasattr(cause, attribute):
+            setattr(error, attribute, getattr(cause, attribute))
+    return error
 
 
 class Client(BaseClientOrServer):
@@ -90,7 +109,8 @@ class Client(BaseClientOrServer):
         self._reconnect = reconnect
         self._pending: anyio.abc.ByteStream | None = None
         self.reconnect_attempts = 0
-        """Failed connection attempts so far (with ``reconnect``)."""
+        """Connection attempts made so far with ``reconnect``, the first
+        included, successful or not (``stats.connects`` of them succeeded)."""
 
     def _describe(self) -> str:
         return f"{super()._describe()} ({self.host}:{self.port})"
@@ -139,15 +159,22 @@ class Client(BaseClientOrServer):
         await self._report()
 
     async def _keep_connected(self, policy: Backoff) -> None:
-        """Connect, serve the connection until it is lost, and start over."""
+        """Connect, serve the connection until it is lost, and start over.
+
+        Every attempt after the first waits for the policy's next delay, also
+        after a connection that was lost: a server that accepts and drops at
+        once (a busy one-client server) sees backoff, not a tight loop. The
+        delays start again from ``initial`` after a connection that lasted at
+        least ``maximum`` seconds.
+        """
         delays = policy.delays()
         failures = 0
         while not self._closed:
+            self.reconnect_attempts += 1
             try:
                 stream = await self._connect()
             except (OSError, ConnectionError) as exc:
                 failures += 1
-                self.reconnect_attempts += 1
                 if policy.max_attempts is not None and failures >= policy.max_attempts:
                     self._log.error(
                         "giving up after %d failed connection attempts: %s",
@@ -162,13 +189,20 @@ class Client(BaseClientOrServer):
                 await anyio.sleep(delay)
                 continue
             failures = 0
-            delays = policy.delays()
             await self._report()
             if self._closed:
                 await anyio.aclose_forcefully(stream)
                 return
             channel = self._adopt(stream, self._describe())
+            connected_at = anyio.current_time()
             await self._run_channel(channel)
+            if self._closed:
+                return
+            if anyio.current_time() - connected_at >= policy.maximum:
+                delays = policy.delays()
+            delay = next(delays)
+            self._log.info("reconnecting in %.2f s", delay)
+            await anyio.sleep(delay)
 
     async def close(self) -> None:
         """Close the connection; idempotent.
