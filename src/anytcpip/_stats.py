@@ -30,7 +30,8 @@ class ConnectionStats:
     disconnects
         Connections that ended.
     reconnect_attempts
-        Failed connection attempts of a reconnecting client.
+        Connection attempts of a reconnecting client, successful or not;
+        ``reconnect_attempts - connects`` of them failed.
     rejected_clients
         Extra clients a server turned away.
     last_received
