@@ -188,10 +188,13 @@ async def test_reconnect_backs_off_from_a_server_that_drops_it_at_once() -> None
                     while server.rejected_count < 4:  # noqa: ASYNC110
                         await anyio.sleep(0.01)
                 elapsed = anyio.current_time() - start
-                # Three delays of 0.1 s at least separate four attempts.
-                assert elapsed >= 0.3, elapsed
+                # Three delays of 0.1 s separate four attempts (a timer may
+                # fire a millisecond early; without backoff it takes ~3 ms).
+                assert elapsed >= 0.25, elapsed
                 assert extra.reconnect_attempts >= 4
-                assert extra.stats.connects >= 4  # each was accepted, then lost
+                # Each was accepted, then lost (the last may still be on its
+                # way to the client when the server has counted it).
+                assert extra.stats.connects >= 3
 
 
 async def test_reconnect_gives_up_after_max_attempts() -> None:

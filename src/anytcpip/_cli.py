@@ -19,7 +19,7 @@ import anyio
 
 from ._client import Client
 from ._connection import BaseClientOrServer
-from ._constants import DEFAULT_LOCALHOST
+from ._constants import DEFAULT_LOCALHOST, HEARTBEAT
 from ._read_loop import OneClientReadLoopServer
 from ._server import OneClientServer
 from ._version import __version__
@@ -131,7 +131,12 @@ async def _serve(args: argparse.Namespace) -> None:
 
     heartbeat = {"heartbeat_interval": args.heartbeat} if args.heartbeat else {}
     server = EchoServer(
-        args.host, args.port, name="serve", connect_callback=show, **heartbeat
+        args.host,
+        args.port,
+        name="serve",
+        connect_callback=show,
+        terminator=TERMINATORS[args.terminator],
+        **heartbeat,
     )
     server.json_echo = args.json_echo
     async with server:
@@ -151,7 +156,7 @@ async def _send(args: argparse.Namespace) -> None:
             try:
                 payloads.append(json.loads(message))
             except json.JSONDecodeError as exc:
-                raise CliError(f"not JSON: {message!r} ({exc.msg})") from None
+                raise CliError(f"not JSON: {message!r} ({exc.msg})") from exc
         else:
             payloads.append(message)
     client = Client(
@@ -160,7 +165,7 @@ async def _send(args: argparse.Namespace) -> None:
     try:
         await client.__aenter__()
     except OSError as exc:
-        raise CliError(exc.strerror or str(exc)) from None
+        raise CliError(exc.strerror or str(exc)) from exc
     try:
         await _exchange(client, args, payloads)
     finally:
@@ -172,7 +177,8 @@ async def _exchange(
 ) -> None:
     for payload in payloads:
         if args.terminator == "none":
-            await client.write(str(payload).encode())
+            text = json.dumps(payload) if args.json else payload
+            await client.write(text.encode())
         elif args.json:
             await client.write_json(payload)
         else:
@@ -187,15 +193,22 @@ async def _exchange(
     for number in range(replies):
         try:
             with anyio.fail_after(args.timeout):
-                reply = await (client.read_json() if args.json else client.read_str())
-        except TimeoutError:
+                line = await client.read_str()
+                while line.encode() == HEARTBEAT:  # a server's heartbeat
+                    line = await client.read_str()
+        except TimeoutError as exc:
             raise CliError(
                 f"timed out after {args.timeout} s waiting for reply "
                 f"{number + 1} of {replies}"
-            ) from None
+            ) from exc
         except (ConnectionError, EOFError) as exc:
-            raise CliError(f"connection lost: {exc}") from None
-        print(json.dumps(reply) if args.json else reply, flush=True)
+            raise CliError(f"connection lost: {exc}") from exc
+        if args.json:
+            try:
+                line = json.dumps(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise CliError(f"reply {number + 1} is not JSON: {line!r}") from exc
+        print(line, flush=True)
 
 
 # -- argument parsing -------------------------------------------------------------
@@ -211,6 +224,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -223,16 +246,6 @@ def _port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``anytcpip`` command."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--backend",
-        choices=["asyncio", "trio", "uvloop"],
-        default="asyncio",
-        help="event loop to run on (default: asyncio)",
-    )
-    common.add_argument(
-        "--debug", action="store_true", help="log details and show tracebacks"
-    )
     parser = argparse.ArgumentParser(
         prog="anytcpip",
         description="TCP/IP tools for instrument control: a demo, a mock "
@@ -241,6 +254,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
+    # --backend and --debug go before or after the subcommand. The
+    # subcommands' copies default to SUPPRESS so they do not override a
+    # value given before the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    for options, defaults in ((parser, ("asyncio", False)), (common, None)):
+        backend, debug = defaults or (argparse.SUPPRESS, argparse.SUPPRESS)
+        options.add_argument(
+            "--backend",
+            choices=["asyncio", "trio", "uvloop"],
+            default=backend,
+            help="event loop to run on (default: asyncio)",
+        )
+        options.add_argument(
+            "--debug",
+            action="store_true",
+            default=debug,
+            help="log details and show tracebacks",
+        )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser(
@@ -269,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--heartbeat", type=_positive, metavar="S", help="send heartbeats every S s"
     )
+    serve.add_argument(
+        "--terminator",
+        choices=["crlf", "lf"],
+        default="crlf",
+        help="line ending of messages (default: crlf)",
+    )
 
     send = commands.add_parser(
         "send",
@@ -282,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--json", action="store_true", help="messages are JSON")
     send.add_argument(
         "--replies",
-        type=int,
+        type=_count,
         metavar="N",
         help="replies to wait for (default: one per message)",
     )
@@ -322,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"anytcpip {args.command}: error: {exc}", file=sys.stderr)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"anytcpip {args.command}: error: {reason}", file=sys.stderr)
         return 1
     return 0

@@ -87,9 +87,15 @@ class OneClientServer(BaseClientOrServer):
         return f"{super()._describe()} ({self.host}:{self.port})"
 
     async def _open(self) -> None:
-        listener = await anyio.create_tcp_listener(
-            local_host=self.host, local_port=self.port
-        )
+        try:
+            listener = await anyio.create_tcp_listener(
+                local_host=self.host, local_port=self.port
+            )
+        except OSError as exc:
+            message = f"{self._describe()}: cannot listen: {exc.strerror or exc}"
+            if exc.errno is None:
+                raise OSError(message) from exc
+            raise type(exc)(exc.errno, message) from exc
         self._listener = listener
         self._listen_scope = anyio.CancelScope()
         self.port = listener.extra(SocketAttribute.local_port)
