@@ -163,6 +163,16 @@ def serving(*options: str) -> Iterator[subprocess.Popen[str]]:
         process.communicate(timeout=10)
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_serve_stops_cleanly_on_sigterm(backend: str) -> None:
+    with serving("--backend", backend) as server:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=10)
+    assert server.returncode == 0, err
+    assert "Traceback" not in err
+    assert err.rstrip().endswith("stopped")
+
+
 @pytest.fixture
 def server() -> Iterator[subprocess.Popen[str]]:
     with serving() as process:

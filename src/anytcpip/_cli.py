@@ -7,12 +7,14 @@ library modules log instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import logging
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import anyio
@@ -139,10 +141,35 @@ async def _serve(args: argparse.Namespace) -> None:
         **heartbeat,
     )
     server.json_echo = args.json_echo
-    async with server:
-        kind = "JSON echo" if args.json_echo else "echo"
-        print(f"{kind} server listening on {args.host}:{server.port}", flush=True)
-        await anyio.sleep_forever()
+    kind = "JSON echo" if args.json_echo else "echo"
+    with _stop_signals() as signals:  # before listening: no signal is missed
+        async with server:
+            print(f"{kind} server listening on {args.host}:{server.port}", flush=True)
+            async for signum in signals:
+                log.info("stopping on %s", signal.Signals(signum).name)
+                break
+    print("stopped", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[AsyncIterator[int]]:
+    """Receive Ctrl-C (SIGINT) and SIGTERM, to stop cleanly.
+
+    Receiving them, rather than waiting for KeyboardInterrupt, also stops a
+    process started where SIGINT is ignored (a script's background job) or
+    stopped by ``kill``. Windows has no signal receivers: there Ctrl-C raises
+    KeyboardInterrupt, which ``main`` handles.
+    """
+    if sys.platform == "win32":
+        yield _never()
+        return
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        yield signals
+
+
+async def _never() -> AsyncIterator[int]:
+    await anyio.sleep_forever()
+    yield 0  # pragma: no cover - never reached
 
 
 # -- send -----------------------------------------------------------------------
