@@ -9,18 +9,22 @@ fast. Results also go to JSON.
 
 Run it::
 
-    python benchmarks/run.py                # full: 3 repeats, about 4 minutes
+    python benchmarks/run.py                # full: 3 repeats, about 3 minutes
     python benchmarks/run.py --quick        # 1 repeat, small counts, < 1 minute
     python benchmarks/run.py --impls anytcpip-asyncio,anytcpip-asyncio@again
+    python benchmarks/run.py --smoke        # CI: does everything work? < 30 s
 
 ``impl@label`` runs an implementation again under another name, to show the
-noise between two identical runs.
+noise between two identical runs. ``--smoke`` runs every implementation on
+every scenario with tiny counts, verifying each result, and exits non-zero if
+any fails; it measures nothing worth reading and judges no target.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import ctypes
 import json
 import os
@@ -61,6 +65,15 @@ QUICK_N = {
     "D": 20_000,
     "Dx": 50_000,
     "E": 200,
+}
+SMOKE_N = {
+    "A": 16,
+    "B": 300,
+    "Bx": 1000,
+    "C": 50,
+    "D": 300,
+    "Dx": 1000,
+    "E": 10,
 }
 UNITS = {
     "A": "MB/s",
@@ -576,7 +589,7 @@ def run_role(role: str, impl: str, scenario: str, n: int, port: int) -> None:
 # -- the parent: schedule, verify, tabulate ----------------------------------------
 
 
-def measure(impl: str, scenario: str, n: int) -> dict[str, Any]:
+def measure(impl: str, scenario: str, n: int, timeout: float = 300) -> dict[str, Any]:
     me = [sys.executable, os.path.abspath(__file__)]
     common = ["--impl", impl, "--scenario", scenario, "--n", str(n)]
     server = subprocess.Popen(
@@ -597,11 +610,11 @@ def measure(impl: str, scenario: str, n: int) -> dict[str, Any]:
             [*me, "--role", "client", *common, "--port", port],
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=timeout,
         )
         if client.returncode:
             raise RuntimeError(f"client failed: {client.stderr[-800:]}")
-        out, err = server.communicate(timeout=300)
+        out, err = server.communicate(timeout=timeout)
         if server.returncode:
             raise RuntimeError(f"server failed: {err[-800:]}")
     finally:
@@ -640,6 +653,35 @@ TARGETS: list[tuple[str, str, str, float, str]] = [
 ]
 
 
+def smoke(impls: list[str], scenarios: list[str]) -> int:
+    """Run each implementation on each scenario once, tiny; 1 if any fails."""
+    started = time.perf_counter()
+    jobs = [(label, scenario) for scenario in scenarios for label in impls]
+
+    def one(job: tuple[str, str]) -> str | None:
+        label, scenario = job
+        try:
+            measure(label.split("@")[0], scenario, SMOKE_N[scenario], timeout=60)
+        except Exception as exc:
+            return str(exc)
+        return None
+
+    # Each job is two short-lived processes; run as many at once as there
+    # are cores (the counts are too small for the figures to mean anything).
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        errors = list(pool.map(one, jobs))
+    failed = 0
+    for (label, scenario), error in zip(jobs, errors, strict=True):
+        verdict = "ok" if error is None else f"FAIL: {error[-300:]}"
+        failed += error is not None
+        print(f"{scenario:3} {label:22} {verdict}")
+    print(
+        f"smoke: {len(jobs) - failed}/{len(jobs)} passed "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
+    return 1 if failed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--role", choices=["server", "client"], help=argparse.SUPPRESS)
@@ -651,11 +693,18 @@ def main() -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 repeat, small counts")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="check that every implementation works (tiny counts, no figures)",
+    )
     parser.add_argument("--json", default="benchmarks/results/latest.json")
     args = parser.parse_args()
     if args.role:
         run_role(args.role, args.impl, args.scenario, args.n, args.port)
         return 0
+    if args.smoke:
+        return smoke(args.impls.split(","), args.scenarios.split(","))
     counts = QUICK_N if args.quick else FULL_N
     repeat = 1 if args.quick else args.repeat
     impls = args.impls.split(",")

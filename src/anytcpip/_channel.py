@@ -27,6 +27,18 @@ peer that stops reading stalls them: the model of asyncio's
 ``StreamWriter.write`` + ``drain``, and about ten times faster than one
 ``send`` (and one scheduler round trip) per message. :meth:`Channel.drain`
 waits until everything queued has been handed to the OS.
+
+On a plain TCP stream, two cases skip the flusher and hand data to the OS
+synchronously, from the calling task (see :mod:`anytcpip._direct_send`),
+when nothing is queued or being sent: a large message (batching gains it
+nothing), and the queue itself when a reader is about to wait for data (the
+peer may be waiting for what is queued: a request leaves without waiting for
+the flusher to be scheduled). Only what the OS does not take at once is
+queued. Being synchronous, that step cannot interleave or be cancelled
+part-way either. Every :data:`DIRECT_SENDS_PER_CHECKPOINT` large messages, a
+write yields to the scheduler once (before sending anything), so a writer
+whose direct sends never block still lets other tasks run and can be
+cancelled; queued writes yield when the queue is full.
 """
 
 from __future__ import annotations
@@ -36,20 +48,21 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
 from ._constants import RECEIVE_CHUNK_SIZE
+from ._direct_send import direct_sender
 from ._exceptions import ConnectionLostError, IncompleteReadError, NotConnectedError
 from ._framing import NEED_DATA, FrameBuffer, NeedData
 from ._streams import close_stream
 
 __all__ = ["Channel"]
 
-HIGH_WATER_MARK = 256 * 1024
+HIGH_WATER_MARK = 2 * RECEIVE_CHUNK_SIZE
 """The pump stops receiving once this much is buffered (unless a read needs more)."""
 
 LOW_WATER_MARK = HIGH_WATER_MARK // 2
@@ -63,6 +76,12 @@ CLOSE_FLUSH_TIMEOUT = 2.0
 
 READS_PER_CHECKPOINT = 1024
 """Reads satisfied from the buffer in a row before one yields to the scheduler."""
+
+DIRECT_SEND_SIZE = 16 * 1024
+"""Messages this large skip the queue when it is empty: batching gains them nothing."""
+
+DIRECT_SENDS_PER_CHECKPOINT = 16
+"""Large messages sent directly in a row before one yields to the scheduler."""
 
 _T = TypeVar("_T")
 
@@ -117,8 +136,14 @@ class Channel:
         self._wanted = 0
         self._reading = False  # a reader is waiting for data
         self._fast_reads = READS_PER_CHECKPOINT
-        self._out = bytearray()  # queued, not yet sent
+        self._out: list[bytes | memoryview] = []  # queued messages, not yet sent
+        self._queued = 0  # bytes in ``_out``
         self._sending = False  # the flusher is in stream.send()
+        self._direct = direct_sender(stream)
+        # A direct send left bytes in the transport's buffer: the flusher
+        # waits for them to drain (so drain() and close() cover them).
+        self._backlog = False
+        self._direct_sends = DIRECT_SENDS_PER_CHECKPOINT
         self._flush_waiter: anyio.Event | None = None
         self._writers_waiter: anyio.Event | None = None
         self._flushed: anyio.Event | None = None
@@ -219,9 +244,9 @@ class Channel:
         """
         self._go_down(ChannelState.CLOSED, reason)
         with anyio.CancelScope(shield=True):
-            if self._out or self._sending:
+            if self._unflushed():
                 with anyio.move_on_after(CLOSE_FLUSH_TIMEOUT):
-                    while self._out or self._sending:
+                    while self._unflushed():
                         flushed = self._flushed_event()
                         await flushed.wait()
             await close_stream(self.stream)
@@ -288,13 +313,7 @@ class Channel:
             return NEED_DATA
         result = parse(self.frames)
         if result is not NEED_DATA:
-            self._fast_reads -= 1
-            self.messages_received += 1
-            if (
-                self._space_waiter is not None
-                and len(self.frames._buf) < LOW_WATER_MARK
-            ):
-                self._release_space()
+            self._consumed_fast()
         return result
 
     def try_read_text(
@@ -305,14 +324,26 @@ class Channel:
             return NEED_DATA
         result = self.frames.next_text(terminator, encoding, skip)
         if result is not NEED_DATA:
-            self._fast_reads -= 1
-            self.messages_received += 1
-            if (
-                self._space_waiter is not None
-                and len(self.frames._buf) < LOW_WATER_MARK
-            ):
-                self._release_space()
+            self._consumed_fast()
         return result
+
+    def try_read_into(self, obj: object, size: int) -> bool:
+        """:meth:`try_read` specialised for ``FrameBuffer.next_into`` (hot path).
+
+        Returns True if ``obj`` was filled from the buffer, False if the
+        caller must go through :meth:`read_slow`.
+        """
+        if self._fast_reads <= 0 or self.frames.next_into(obj, size) is NEED_DATA:
+            return False
+        self._consumed_fast()
+        return True
+
+    def _consumed_fast(self) -> None:
+        """Account for a message read from the buffer without waiting."""
+        self._fast_reads -= 1
+        self.messages_received += 1
+        if self._space_waiter is not None and len(self.frames) < LOW_WATER_MARK:
+            self._release_space()
 
     def _release_space(self) -> None:
         waiter = self._space_waiter
@@ -350,6 +381,8 @@ class Channel:
                     self.messages_received += 1
                     self._release_space()
                     return result
+                if self._out and not self._sending:
+                    self._flush_before_waiting()
                 waiter = anyio.Event()
                 self._data_waiter = waiter
                 self._wanted = wanted
@@ -381,31 +414,96 @@ class Channel:
     async def send(
         self, data: bytes | bytearray | memoryview, messages: int = 1
     ) -> None:
-        """Queue one message for sending; concurrent writers never interleave.
+        """Send one message; concurrent writers never interleave.
 
         The message is appended to the send buffer whole, in one synchronous
         step, and the flusher task sends the buffer in as few calls as
-        possible. While the buffer holds :data:`SEND_HIGH_WATER_MARK` bytes or
-        more, writers wait (backpressure, like ``StreamWriter.drain``). A
-        write cancelled while waiting queued nothing; a queued message is sent
-        whole unless the connection goes down.
+        possible; a message of :data:`DIRECT_SEND_SIZE` bytes or more is
+        instead handed to the OS at once if nothing is queued (see
+        :meth:`_send_direct`). While the buffer holds
+        :data:`SEND_HIGH_WATER_MARK` bytes or more, writers wait
+        (backpressure, like ``StreamWriter.drain``). A write cancelled while
+        waiting queued nothing; a queued message is sent whole unless the
+        connection goes down.
         """
         if self.state is not _OPEN:
             raise self._down_error()
-        out = self._out
-        while len(out) >= SEND_HIGH_WATER_MARK:
+        if len(data) >= DIRECT_SEND_SIZE:
+            self._direct_sends -= 1
+            if self._direct_sends <= 0:
+                # A writer whose direct sends never block must still let
+                # other tasks run (and be cancellable): nothing is sent yet.
+                self._direct_sends = DIRECT_SENDS_PER_CHECKPOINT
+                await anyio.lowlevel.checkpoint()
+                if self.state is not _OPEN:
+                    raise self._down_error()
+            if self._send_direct(data):
+                self.messages_sent += messages
+                return
+        while self._queued >= SEND_HIGH_WATER_MARK:
             waiter = self._writers_waiter
             if waiter is None:
                 waiter = self._writers_waiter = anyio.Event()
             await waiter.wait()
             if self.state is not _OPEN:
                 raise self._down_error()
-        out += data
         self.messages_sent += messages
-        waiter = self._flush_waiter
-        if waiter is not None:
-            self._flush_waiter = None
-            waiter.set()
+        if data:
+            # Kept as it is, not copied (bytes are immutable); joined when flushed.
+            self._out.append(data if type(data) is bytes else bytes(data))
+            self._queued += len(data)
+            self._wake_flusher()
+
+    def _send_direct(self, data: bytes | bytearray | memoryview) -> bool:
+        """Hand ``data`` to the OS now, synchronously; queue what it does not take.
+
+        Possible only on a plain TCP stream with nothing queued or being sent
+        (else ``data`` would overtake it). Synchronous, so it cannot
+        interleave with another writer or be cancelled part-way. Returns
+        False, having done nothing, if it is not possible now.
+        """
+        direct = self._direct
+        if direct is None or self._out or self._sending or self._backlog:
+            return False
+        try:
+            sent = direct.send(data)
+        except OSError:
+            return False  # left to the flusher, whose send reports the error
+        if not sent:
+            return False
+        self.bytes_sent += sent
+        if sent < len(data):
+            rest = memoryview(data)[sent:]
+            self._out.append(rest if type(data) is bytes else bytes(rest))
+            self._queued = len(rest)
+            self._wake_flusher()
+        elif direct.backlog():
+            self._backlog = True
+            self._wake_flusher()
+        return True
+
+    def _flush_before_waiting(self) -> None:
+        """Send the queue now: a reader is about to wait, maybe for a reply to it.
+
+        Without this, a request would leave only once the flusher task is
+        scheduled; sending it from the reader saves that round trip.
+        """
+        out = self._out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        queued = self._queued
+        out.clear()
+        self._queued = 0
+        if not self._send_direct(data):
+            out.append(data)  # as it was: the flusher sends it
+            self._queued = queued
+            return
+        self._wake_writers()
+        if not self._unflushed() and self._flushed is not None:
+            self._flushed.set()
+
+    def _unflushed(self) -> bool:
+        """Whether anything is queued, being sent, or buffered by the transport."""
+        return bool(self._out) or self._sending or self._backlog
 
     async def drain(self) -> None:
         """Wait until every queued message has been handed to the OS.
@@ -415,7 +513,7 @@ class Channel:
         ConnectionError
             If the connection goes down first with data still queued.
         """
-        while self._out or self._sending:
+        while self._unflushed():
             if self.state is ChannelState.LOST:
                 raise self._down_error()
             flushed = self._flushed_event()
@@ -424,7 +522,7 @@ class Channel:
 
     async def wait_flushed(self) -> None:
         """Wait until nothing is queued or being sent (whatever the outcome)."""
-        while self._out or self._sending:
+        while self._unflushed():
             flushed = self._flushed_event()
             await flushed.wait()
 
@@ -455,29 +553,37 @@ class Channel:
         out = self._out
         try:
             while True:
-                while not out:
+                while not out and not self._backlog:
                     if self.state is not _OPEN:
                         return
                     waiter = self._flush_waiter = anyio.Event()
                     await waiter.wait()
                 if self.state is ChannelState.LOST:
                     return
-                data = bytes(out)
+                # With only a backlog, data is b"": send() then just waits
+                # for the transport's buffer to drain.
+                data = out[0] if len(out) == 1 else b"".join(out)
                 out.clear()
+                self._queued = 0
+                self._backlog = False
                 self._wake_writers()
                 self._sending = True
                 try:
-                    await self.stream.send(data)
+                    # A memoryview (the rest of a partial direct send) is
+                    # fine: anyio's streams send any bytes-like object.
+                    await self.stream.send(cast(bytes, data))
                 finally:
                     self._sending = False
                 self.bytes_sent += len(data)
-                if not out and self._flushed is not None:
+                if not self._unflushed() and self._flushed is not None:
                     self._flushed.set()
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
             cause = exc.__cause__ or exc
             self._go_down(ChannelState.LOST, f"the connection was lost: {cause!r}")
         finally:
             out.clear()
+            self._queued = 0
             self._sending = False
+            self._backlog = False
             if self._flushed is not None:
                 self._flushed.set()

@@ -595,10 +595,11 @@ class BaseClientOrServer:
         if channel is None:
             channel = self._require_channel()
 
-        def parse(frames: FrameBuffer) -> bool | NeedData:
-            return frames.next_into(struct, size)
+        if not channel.try_read_into(struct, size):
 
-        if channel.try_read(parse) is NEED_DATA:
+            def parse(frames: FrameBuffer) -> bool | NeedData:
+                return frames.next_into(struct, size)
+
             await channel.read_slow(parse, size)
 
     def _parse_text(self, frames: FrameBuffer) -> str | NeedData:

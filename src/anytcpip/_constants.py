@@ -43,5 +43,9 @@ KEEPALIVE_INTERVAL: Final = 15
 KEEPALIVE_PROBES: Final = 4
 """Unanswered TCP keepalive probes before the connection is dropped."""
 
-RECEIVE_CHUNK_SIZE: Final = 65536
-"""Largest number of bytes asked of the transport by one receive call."""
+RECEIVE_CHUNK_SIZE: Final = 256 * 1024
+"""Largest number of bytes asked of the transport by one receive call.
+
+As large as what asyncio's transports read at once (256 KiB): a smaller
+request makes anyio split each chunk it received, copying the rest every time.
+"""

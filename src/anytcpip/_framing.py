@@ -7,7 +7,10 @@ synchronously, byte by byte, and so the I/O layer can parse many messages per
 receive call without a scheduler round trip per message.
 
 The buffer is a :class:`bytearray`; CPython deletes from its front in O(1)
-amortized time, so consuming a frame never copies the rest. Terminator search
+amortized time, so consuming a frame never copies the rest. Chunks fed
+while the buffer is empty are first kept as they are (``_chunks``) and copied
+into the buffer only when a parse needs it: ``next_some`` hands them out
+whole, so bulk reads cost no copy at all. Terminator search
 resumes where the previous unsuccessful search stopped, so feeding a long line
 one byte at a time costs O(n), not O(n**2).
 
@@ -57,7 +60,16 @@ class FrameBuffer:
         Which connection, used in exception messages.
     """
 
-    __slots__ = ("_buf", "_eof", "_scan_term", "_scanned", "max_line_length", "who")
+    __slots__ = (
+        "_buf",
+        "_chunked",
+        "_chunks",
+        "_eof",
+        "_scan_term",
+        "_scanned",
+        "max_line_length",
+        "who",
+    )
 
     def __init__(
         self, max_line_length: int = DEFAULT_MAX_LINE_LENGTH, who: str = ""
@@ -67,6 +79,10 @@ class FrameBuffer:
         self.max_line_length = max_line_length
         self.who = who
         self._buf = bytearray()
+        # Received chunks not yet copied into ``_buf``, and their total size.
+        # They follow nothing: ``_buf`` is empty while there are any.
+        self._chunks: list[bytes] = []
+        self._chunked = 0
         self._eof = False
         # Bytes at the front of the buffer known to contain no complete
         # ``_scan_term`` (the search resumes from there).
@@ -74,7 +90,7 @@ class FrameBuffer:
         self._scan_term = b""
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return len(self._buf) + self._chunked
 
     @property
     def eof(self) -> bool:
@@ -94,13 +110,29 @@ class FrameBuffer:
             return
         if self._eof:
             raise RuntimeError("cannot feed data after end of stream")
-        self._buf += data
+        if not self._buf and type(data) is bytes:
+            self._chunks.append(data)  # copied only if a parse needs it
+            self._chunked += len(data)
+        else:
+            self._buf += data
+
+    def _absorb(self) -> None:
+        """Move the kept chunks into the buffer (call when there are any)."""
+        buf = self._buf
+        for chunk in self._chunks:
+            buf += chunk
+        self._chunks.clear()
+        self._chunked = 0
 
     def peek(self) -> bytes:
         """Return a copy of all buffered bytes, consuming nothing."""
+        if self._chunks:
+            return b"".join(self._chunks)
         return bytes(self._buf)
 
     def _take(self, n: int) -> bytes:
+        if self._chunks:
+            self._absorb()
         buf = self._buf
         if n >= len(buf):  # everything: one copy, no slice
             data = bytes(buf)
@@ -119,7 +151,12 @@ class FrameBuffer:
         """
         if n < 0:
             raise ValueError(f"n={n} must be >= 0")
-        if self._buf:
+        chunks = self._chunks
+        if chunks and n >= len(chunks[0]):
+            chunk = chunks.pop(0)  # a whole chunk, as received: no copy
+            self._chunked -= len(chunk)
+            return chunk
+        if self._buf or chunks:
             return self._take(n)
         if self._eof or n == 0:
             return b""
@@ -136,6 +173,8 @@ class FrameBuffer:
         """
         if n < 0:
             raise ValueError(f"n={n} must be >= 0")
+        if self._chunks:
+            self._absorb()
         if len(self._buf) >= n:
             return self._take(n)
         if self._eof:
@@ -174,6 +213,8 @@ class FrameBuffer:
         tlen = len(terminator)
         if tlen == 0:
             raise ValueError("the terminator must not be empty")
+        if self._chunks:
+            self._absorb()
         buf = self._buf
         limit = self.max_line_length
         start = self._scanned if self._scan_term == terminator else 0
@@ -217,6 +258,8 @@ class FrameBuffer:
         LimitOverrunError, IncompleteReadError
             As :meth:`next_line`.
         """
+        if self._chunks:
+            self._absorb()
         buf = self._buf
         tlen = len(terminator)
         while True:
@@ -247,6 +290,8 @@ class FrameBuffer:
         IncompleteReadError
             As :meth:`next_exactly`.
         """
+        if self._chunks:
+            self._absorb()
         buf = self._buf
         if len(buf) >= size:
             fill_ctypes(obj, buf[:size])
@@ -278,6 +323,8 @@ class FrameBuffer:
             At end of stream mid-frame; ``.expected`` is the whole frame's size
             (prefix included) once the prefix is known.
         """
+        if self._chunks:
+            self._absorb()
         buf = self._buf
         if len(buf) < prefix:
             if self._eof:
