@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import anyio
@@ -9,7 +10,13 @@ import pytest
 
 import anytcpip
 from anytcpip import Client, OneClientServer
-from helpers import TIMEOUT, CallbackRecorder, connected_pair, raw_peer
+from helpers import (
+    TIMEOUT,
+    CallbackRecorder,
+    connected_pair,
+    memory_pair,
+    raw_peer,
+)
 
 
 async def test_separate_read_and_write_terminators() -> None:
@@ -126,6 +133,24 @@ async def test_stats() -> None:
         assert recorder_done.connects == 2
         assert recorder_done.rejected_clients == 1
         assert recorder_done.bytes_received == 23  # kept after the client left
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux's")
+async def test_stats_round_trip_time() -> None:
+    policy = {"heartbeat_interval": 0.01}
+    async with connected_pair(policy, policy) as (server, client):
+        with anyio.fail_after(TIMEOUT):
+            await client.write_str("ping")
+            assert await server.read_str() == "ping"
+            await server.write_str("pong")
+            assert await client.read_str() == "pong"
+        for end in (server, client):
+            rtt = end.stats.round_trip_time
+            assert rtt is not None and 0 < rtt < 1.0, rtt  # loopback: microseconds
+        await client.close()
+        assert client.stats.round_trip_time is None  # not connected
+    async with memory_pair() as (ours, _theirs):
+        assert ours.stats.round_trip_time is None  # no TCP underneath
 
 
 def anytcpip_struct() -> object:

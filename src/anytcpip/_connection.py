@@ -44,6 +44,7 @@ from ._heartbeat import send_heartbeats
 from ._request import Requester
 from ._stats import ConnectionStats, Totals
 from ._streams import ctypes_size
+from ._tcp_info import round_trip_time
 
 __all__ = ["BaseClientOrServer", "ConnectCallback"]
 
@@ -257,6 +258,7 @@ class BaseClientOrServer:
         sent, received = totals.bytes_sent, totals.bytes_received
         last = totals.last_received
         channel = self._channel
+        rtt = None
         messages_sent, messages_received = (
             totals.messages_sent,
             totals.messages_received,
@@ -267,6 +269,8 @@ class BaseClientOrServer:
             messages_sent += channel.messages_sent
             messages_received += channel.messages_received
             last = channel.last_received or last
+        if channel is not None and channel.is_open:
+            rtt = round_trip_time(channel.stream)
         return ConnectionStats(
             bytes_sent=sent,
             bytes_received=received,
@@ -277,6 +281,7 @@ class BaseClientOrServer:
             reconnect_attempts=getattr(self, "reconnect_attempts", 0),
             rejected_clients=getattr(self, "rejected_count", 0),
             last_received=last,
+            round_trip_time=rtt,
         )
 
     @property

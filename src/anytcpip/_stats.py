@@ -36,6 +36,12 @@ class ConnectionStats:
         Extra clients a server turned away.
     last_received
         ``time.monotonic()`` when bytes last arrived, or None.
+    round_trip_time
+        The current connection's round-trip time in seconds, as the kernel's
+        TCP stack measures it (smoothed over acknowledged segments, so
+        heartbeats keep it fresh on an otherwise idle link); None while not
+        connected, on an in-memory connection, or where the OS does not
+        report it (it does on Linux).
     """
 
     bytes_sent: int = 0
@@ -47,6 +53,7 @@ class ConnectionStats:
     reconnect_attempts: int = 0
     rejected_clients: int = 0
     last_received: float | None = None
+    round_trip_time: float | None = None
 
 
 @dataclass
