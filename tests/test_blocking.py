@@ -94,3 +94,34 @@ def test_errors(backend: str) -> None:
             pass
     with pytest.raises(TypeError, match="callable"):
         blocking.Client("127.0.0.1", 1, connect_callback=3)  # type: ignore[arg-type]
+
+
+def test_write_timeout_sends_nothing_of_the_message(backend: str) -> None:
+    message = b"m" * 65536 + b"\n"  # a whole line, so the reader can count them
+    with blocking.OneClientServer(port=0, backend=backend) as server:
+        with blocking.Client("127.0.0.1", server.port, backend=backend) as client:
+            server.wait_connected(timeout=5)
+            written = 0
+            with pytest.raises(TimeoutError, match="write timed out after 0.2 s"):
+                for _ in range(10_000):  # the server never reads: buffers fill up
+                    client.write(message, timeout=0.2)
+                    written += 1
+            assert 0 < written < 10_000
+            for _ in range(written):  # every message that returned, whole
+                assert server.readline(timeout=5) == message
+            client.write(b"last\n", timeout=5)  # and nothing of the timed-out one
+            assert server.readline(timeout=5) == b"last\n"
+
+
+def test_usable_while_an_event_loop_runs_in_this_thread(backend: str) -> None:
+    # As in a Jupyter notebook: the caller's own loop is running, untouched.
+    import asyncio
+
+    async def notebook_cell() -> str:
+        with blocking.OneClientServer(port=0, backend=backend) as server:
+            with blocking.Client("127.0.0.1", server.port, backend=backend) as client:
+                server.wait_connected(timeout=5)
+                client.write_str("from a cell")
+                return server.read_str(timeout=5)
+
+    assert asyncio.run(notebook_cell()) == "from a cell"

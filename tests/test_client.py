@@ -53,8 +53,35 @@ async def test_client_cannot_be_entered_twice() -> None:
 async def test_wait_connected_returns_at_once_when_connected() -> None:
     async with OneClientServer(port=0) as server:
         async with Client("127.0.0.1", server.port) as client:
-            with anyio.fail_after(TIMEOUT):
+            with anyio.fail_after(1):  # at once: nothing to wait for
                 await client.wait_connected()
+
+
+async def test_connect_timeout_bounds_a_connection_attempt() -> None:
+    # A listener that never accepts, its backlog full: the OS drops further
+    # SYNs, so a connection attempt hangs until connect_timeout.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+                fillers.append(filler)
+            start = anyio.current_time()
+            with anyio.fail_after(TIMEOUT), pytest.raises(TimeoutError) as info:
+                async with Client("127.0.0.1", port, connect_timeout=0.3):
+                    pass
+            assert anyio.current_time() - start >= 0.25
+            assert f"(127.0.0.1:{port}): cannot connect: timed out after 0.3 s" in str(
+                info.value
+            )
+        finally:
+            for filler in fillers:
+                filler.close()
 
 
 async def test_keepalive_enabled_by_default() -> None:

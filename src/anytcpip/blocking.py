@@ -190,29 +190,44 @@ class _BlockingBase:
 
     # -- writing ------------------------------------------------------------------
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Send bytes as one message."""
-        self._call("write", self._conn.write, data)
+    def write(
+        self, data: bytes | bytearray | memoryview, *, timeout: float | None = None
+    ) -> None:
+        """Send bytes as one message.
 
-    def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
-        """Send several byte strings as one message."""
-        self._call("writelines", self._conn.writelines, list(lines))
+        Every write takes an optional ``timeout``: the longest to wait for
+        room in the send buffer while the peer does not read. When it
+        expires, :class:`TimeoutError` is raised and nothing of the message
+        was sent.
+        """
+        self._call("write", self._conn.write, data, timeout=timeout)
 
-    def write_from(self, *structs: Any) -> None:
-        """Send ctypes objects."""
-        self._call("write_from", self._conn.write_from, *structs)
+    def writelines(
+        self,
+        lines: Iterable[bytes | bytearray | memoryview],
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Send several byte strings as one message (``timeout``: see write)."""
+        self._call("writelines", self._conn.writelines, list(lines), timeout=timeout)
 
-    def write_str(self, line: str) -> None:
-        """Send a text message followed by the terminator."""
-        self._call("write_str", self._conn.write_str, line)
+    def write_from(self, *structs: Any, timeout: float | None = None) -> None:
+        """Send ctypes objects (``timeout``: see write)."""
+        self._call("write_from", self._conn.write_from, *structs, timeout=timeout)
 
-    def write_json(self, obj: Any) -> None:
-        """Send ``obj`` as one JSON message."""
-        self._call("write_json", self._conn.write_json, obj)
+    def write_str(self, line: str, *, timeout: float | None = None) -> None:
+        """Send a text message and the terminator (``timeout``: see write)."""
+        self._call("write_str", self._conn.write_str, line, timeout=timeout)
 
-    def write_frame(self, data: bytes | bytearray | memoryview) -> None:
-        """Send ``data`` as one length-prefixed frame."""
-        self._call("write_frame", self._conn.write_frame, data)
+    def write_json(self, obj: Any, *, timeout: float | None = None) -> None:
+        """Send ``obj`` as one JSON message (``timeout``: see write)."""
+        self._call("write_json", self._conn.write_json, obj, timeout=timeout)
+
+    def write_frame(
+        self, data: bytes | bytearray | memoryview, *, timeout: float | None = None
+    ) -> None:
+        """Send ``data`` as one length-prefixed frame (``timeout``: see write)."""
+        self._call("write_frame", self._conn.write_frame, data, timeout=timeout)
 
     def drain(self, timeout: float | None = None) -> None:
         """Block until everything written has been handed to the OS."""
