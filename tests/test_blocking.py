@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from typing import Literal
 
 import pytest
 
 from anytcpip import IncompleteReadError, blocking
 
 pytestmark = pytest.mark.parametrize("backend", ["asyncio", "trio"])
+Backend = Literal["asyncio", "trio"]
 
 
 class Point(ctypes.Structure):
     _fields_ = [("x", ctypes.c_double), ("y", ctypes.c_double)]
 
 
-def test_round_trips(backend: str) -> None:
+def test_round_trips(backend: Backend) -> None:
     with blocking.OneClientServer(port=0, backend=backend) as server:
         assert server.port > 0 and server.host == "127.0.0.1"
         with blocking.Client("127.0.0.1", server.port, backend=backend) as client:
@@ -44,7 +46,7 @@ def test_round_trips(backend: str) -> None:
             assert client.stats.messages_sent == 6
 
 
-def test_timeout_loses_nothing(backend: str) -> None:
+def test_timeout_loses_nothing(backend: Backend) -> None:
     with blocking.OneClientServer(port=0, backend=backend) as server:
         with blocking.Client("127.0.0.1", server.port, backend=backend) as client:
             server.wait_connected(timeout=5)
@@ -55,7 +57,7 @@ def test_timeout_loses_nothing(backend: str) -> None:
             assert server.read_str(timeout=5) == "half"
 
 
-def test_callbacks_and_close_client(backend: str) -> None:
+def test_callbacks_and_close_client(backend: Backend) -> None:
     states: list[bool] = []
     changed = threading.Event()
 
@@ -78,7 +80,7 @@ def test_callbacks_and_close_client(backend: str) -> None:
     assert states == [True, False, True, False]
 
 
-def test_errors(backend: str) -> None:
+def test_errors(backend: Backend) -> None:
     with blocking.OneClientServer(port=0, backend=backend) as server:
         port = server.port
         with blocking.Client("127.0.0.1", port, backend=backend) as client:
@@ -96,7 +98,7 @@ def test_errors(backend: str) -> None:
         blocking.Client("127.0.0.1", 1, connect_callback=3)  # type: ignore[arg-type]
 
 
-def test_write_timeout_sends_nothing_of_the_message(backend: str) -> None:
+def test_write_timeout_sends_nothing_of_the_message(backend: Backend) -> None:
     message = b"m" * 65536 + b"\n"  # a whole line, so the reader can count them
     with blocking.OneClientServer(port=0, backend=backend) as server:
         with blocking.Client("127.0.0.1", server.port, backend=backend) as client:
@@ -113,7 +115,7 @@ def test_write_timeout_sends_nothing_of_the_message(backend: str) -> None:
             assert server.readline(timeout=5) == b"last\n"
 
 
-def test_usable_while_an_event_loop_runs_in_this_thread(backend: str) -> None:
+def test_usable_while_an_event_loop_runs_in_this_thread(backend: Backend) -> None:
     # As in a Jupyter notebook: the caller's own loop is running, untouched.
     import asyncio
 

@@ -243,7 +243,7 @@ async def test_structs_with_arrays() -> None:
 async def test_struct_io_rejects_non_ctypes() -> None:
     async with connected_pair() as (server, client):
         with pytest.raises(TypeError, match="ctypes"):
-            await client.write_from(b"bytes")  # type: ignore[arg-type]
+            await client.write_from(b"bytes")
         with pytest.raises(TypeError, match="ctypes"):
             await server.read_into(Telemetry)
 
@@ -503,9 +503,9 @@ def test_constructor_validation() -> None:
         pass
 
     with pytest.raises(TypeError, match="async"):
-        Client("127.0.0.1", 1, connect_callback=sync_callback)  # type: ignore[arg-type]
+        Client("127.0.0.1", 1, connect_callback=sync_callback)
     with pytest.raises(ValueError, match="terminator"):
-        Client("127.0.0.1", 1, terminator="\n")  # type: ignore[arg-type]
+        Client("127.0.0.1", 1, terminator="\n")
     with pytest.raises(ValueError, match="terminator"):
         OneClientServer(terminator=b"")
     with pytest.raises(ValueError, match="encoding"):

@@ -6,6 +6,7 @@ import pathlib
 import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ SOURCES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
-def _snippets() -> list[pytest.ParameterSet]:
+def _snippets() -> list[Any]:
     params = []
     for path in SOURCES:
         for index, match in enumerate(BLOCK.finditer(path.read_text())):

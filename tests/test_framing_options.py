@@ -92,11 +92,11 @@ async def test_frame_cut_short_by_the_peer() -> None:
 
 def test_frame_options_validation() -> None:
     with pytest.raises(ValueError, match="frame_prefix"):
-        OneClientServer(frame_prefix=3)  # type: ignore[arg-type]
+        OneClientServer(frame_prefix=3)
     with pytest.raises(ValueError, match="max_frame_size"):
         OneClientServer(frame_prefix=1, max_frame_size=256)
     with pytest.raises(ValueError, match="frame_byteorder"):
-        OneClientServer(frame_byteorder="middle")  # type: ignore[arg-type]
+        OneClientServer(frame_byteorder="middle")
     with pytest.raises(ValueError, match="write_terminator"):
         Client("127.0.0.1", 1, write_terminator=b"")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import sys
 import time
+from typing import Any
 
 import anyio
 import pytest
@@ -22,7 +23,7 @@ WINDOW = 0.5
     [{}, {"heartbeat_timeout": 60.0}],
     ids=["defaults", "heartbeat_timeout"],
 )
-async def test_idle_pair_never_wakes_up(settings: dict[str, float]) -> None:
+async def test_idle_pair_never_wakes_up(settings: dict[str, Any]) -> None:
     async with OneClientServer(port=0, **settings) as server:
         async with Client("127.0.0.1", server.port, **settings):
             await server.wait_connected()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import anyio
 
@@ -126,17 +126,28 @@ class CallbackRecorder:
         return self.states
 
 
-@asynccontextmanager
-async def start_server(
-    server_class: type[_ServerT] = OneClientServer,  # type: ignore[assignment]
+@overload
+def start_server(
+    server_class: type[_ServerT], *, host: str = ..., **kwargs: Any
+) -> AbstractAsyncContextManager[_ServerT]: ...
+
+
+@overload
+def start_server(
+    *, host: str = ..., **kwargs: Any
+) -> AbstractAsyncContextManager[OneClientServer]: ...
+
+
+def start_server(
+    server_class: type[OneClientServer] = OneClientServer,
     *,
     host: str = DEFAULT_LOCALHOST,
     **kwargs: Any,
-) -> AsyncIterator[_ServerT]:
+) -> AbstractAsyncContextManager[OneClientServer]:
     """Start a server of ``server_class`` on ``host``, on a free port.
 
-    Yields the running server (``server.port`` is the port it got); closes it
-    on exit.
+    An async context manager: it yields the running server (``server.port``
+    is the port it got) and closes it on exit.
 
     Parameters
     ----------
@@ -147,8 +158,7 @@ async def start_server(
     **kwargs
         Further keyword arguments for the server's constructor.
     """
-    async with server_class(host=host, port=0, **kwargs) as server:
-        yield server
+    return server_class(host=host, port=0, **kwargs)
 
 
 @asynccontextmanager
