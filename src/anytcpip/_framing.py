@@ -14,6 +14,15 @@ whole, so bulk reads cost no copy at all. Terminator search
 resumes where the previous unsuccessful search stopped, so feeding a long line
 one byte at a time costs O(n), not O(n**2).
 
+Text reads (:meth:`FrameBuffer.next_text`, the hot path of ``read_str``)
+split lines in batches: when a terminator is found, every complete line
+buffered is cut off at once by ``bytes.split`` (in C) into a deque, and the
+following calls pop from it, decoding each line (and skipping heartbeats)
+only when it is popped, so an error surfaces exactly at the line that has
+it. The split lines logically precede the rest of the buffer; any other read
+puts them back first (``_unsplit``), so every method sees exactly the bytes
+it would have seen without splitting.
+
 A terminated read is bounded: as soon as the buffered bytes prove that the
 message (without its terminator) is longer than ``max_line_length``,
 :class:`LimitOverrunError` is raised and the data stays buffered.
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+from collections import deque
 from typing import Any, Final, Literal
 
 from ._constants import DEFAULT_MAX_LINE_LENGTH
@@ -65,6 +75,9 @@ class FrameBuffer:
         "_chunked",
         "_chunks",
         "_eof",
+        "_lines",
+        "_lines_size",
+        "_lines_term",
         "_scan_term",
         "_scanned",
         "max_line_length",
@@ -80,7 +93,8 @@ class FrameBuffer:
         self.who = who
         self._buf = bytearray()
         # Received chunks not yet copied into ``_buf``, and their total size.
-        # They follow nothing: ``_buf`` is empty while there are any.
+        # They follow nothing: ``_buf`` and ``_lines`` are empty while there
+        # are any.
         self._chunks: list[bytes] = []
         self._chunked = 0
         self._eof = False
@@ -88,9 +102,17 @@ class FrameBuffer:
         # ``_scan_term`` (the search resumes from there).
         self._scanned = 0
         self._scan_term = b""
+        # Complete messages split off the front of the stream by
+        # ``next_text``, without their terminator ``_lines_term``, and their
+        # total size, terminators included. They precede ``_buf``; every read
+        # but ``next_text`` puts them back first. There are no chunks while
+        # there are split messages, as if they were still in ``_buf``.
+        self._lines: deque[bytes] = deque()
+        self._lines_size = 0
+        self._lines_term = b""
 
     def __len__(self) -> int:
-        return len(self._buf) + self._chunked
+        return len(self._buf) + self._chunked + self._lines_size
 
     @property
     def eof(self) -> bool:
@@ -110,10 +132,12 @@ class FrameBuffer:
             return
         if self._eof:
             raise RuntimeError("cannot feed data after end of stream")
-        if not self._buf and type(data) is bytes:
+        if not self._buf and not self._lines and type(data) is bytes:
             self._chunks.append(data)  # copied only if a parse needs it
             self._chunked += len(data)
         else:
+            if self._chunks:  # they come first
+                self._absorb()
             self._buf += data
 
     def _absorb(self) -> None:
@@ -124,8 +148,19 @@ class FrameBuffer:
         self._chunks.clear()
         self._chunked = 0
 
+    def _unsplit(self) -> None:
+        """Put the split messages back in front of the buffer (call if any)."""
+        lines = self._lines
+        terminator = self._lines_term
+        self._buf[:0] = terminator.join(lines) + terminator  # no chunks now
+        lines.clear()
+        self._lines_size = 0
+        self._scanned = 0
+
     def peek(self) -> bytes:
         """Return a copy of all buffered bytes, consuming nothing."""
+        if self._lines:
+            self._unsplit()
         if self._chunks:
             return b"".join(self._chunks)
         return bytes(self._buf)
@@ -151,6 +186,8 @@ class FrameBuffer:
         """
         if n < 0:
             raise ValueError(f"n={n} must be >= 0")
+        if self._lines:
+            self._unsplit()
         chunks = self._chunks
         if chunks and n >= len(chunks[0]):
             chunk = chunks.pop(0)  # a whole chunk, as received: no copy
@@ -173,6 +210,8 @@ class FrameBuffer:
         """
         if n < 0:
             raise ValueError(f"n={n} must be >= 0")
+        if self._lines:
+            self._unsplit()
         if self._chunks:
             self._absorb()
         if len(self._buf) >= n:
@@ -213,6 +252,8 @@ class FrameBuffer:
         tlen = len(terminator)
         if tlen == 0:
             raise ValueError("the terminator must not be empty")
+        if self._lines:
+            self._unsplit()
         if self._chunks:
             self._absorb()
         buf = self._buf
@@ -258,26 +299,81 @@ class FrameBuffer:
         LimitOverrunError, IncompleteReadError
             As :meth:`next_line`.
         """
-        if self._chunks:
-            self._absorb()
-        buf = self._buf
+        lines = self._lines
+        if lines and self._lines_term != terminator:
+            self._unsplit()
         tlen = len(terminator)
         while True:
-            start = self._scanned if self._scan_term is terminator else 0
-            idx = buf.find(terminator, start, self.max_line_length + tlen)
+            if lines:  # the fast path: a message split off earlier
+                line: bytes | bytearray = lines.popleft()
+                self._lines_size -= len(line) + tlen
+                if skip is not None and line == skip:
+                    continue
+                return line.decode(encoding)
+            chunks = self._chunks
+            buf = self._buf
+            limit = self.max_line_length
             data: bytes | bytearray
-            if idx < 0:
-                line = self.next_line(terminator, strip=True)
-                if line is NEED_DATA:
-                    return NEED_DATA
-                data = line
+            # The terminator of a valid message starts at index <= limit.
+            if chunks:  # then the buffer is empty: search the chunks uncopied
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                idx = data.find(terminator, 0, limit + tlen)
             else:
-                data = buf[:idx]
-                del buf[: idx + tlen]
-                self._scanned = 0
-            if skip is not None and data == skip:
+                data = buf
+                start = self._scanned if self._scan_term is terminator else 0
+                idx = data.find(terminator, start, limit + tlen)
+            if idx < 0:
+                # No message yet (or an over-long one, or end of stream):
+                # next_line knows what to do and resumes the search later.
+                found = self.next_line(terminator, strip=True)
+                if found is NEED_DATA:
+                    return NEED_DATA
+                line = found
+            elif idx + tlen == len(data):  # one message, nothing after it
+                line = data[:idx]
+                if chunks:
+                    chunks.clear()
+                    self._chunked = 0
+                else:
+                    buf.clear()
+                    self._scanned = 0
+            else:
+                self._split(data if type(data) is bytes else bytes(data), terminator)
                 continue
-            return data.decode(encoding)
+            if skip is not None and line == skip:
+                continue
+            return line.decode(encoding)
+
+    def _split(self, data: bytes, terminator: bytes) -> None:
+        """Split off every complete message of ``data``, the whole buffer.
+
+        Called when ``data`` holds more than one message. Messages longer
+        than ``max_line_length`` are not split off, nor anything after the
+        first one: it stays buffered, to raise :class:`LimitOverrunError`
+        once reached.
+        """
+        parts = data.split(terminator)  # left to right, like repeated find()
+        rest = parts.pop()  # after the last terminator: incomplete
+        limit = self.max_line_length
+        tlen = len(terminator)
+        size = len(data) - len(rest)
+        if size - tlen > limit and max(map(len, parts)) > limit:
+            first = next(i for i, part in enumerate(parts) if len(part) > limit)
+            del parts[first:]
+            size = sum(map(len, parts)) + first * tlen
+        self._lines.extend(parts)
+        self._lines_size = size
+        self._lines_term = terminator
+        self._scanned = 0
+        # What remains is buffered as it would be had the messages been
+        # consumed one by one (so other reads see the same layout).
+        chunks = self._chunks
+        if chunks:  # ``data`` is their concatenation; the buffer is empty
+            chunks.clear()
+            self._chunked = 0
+            self._buf += memoryview(data)[size:]
+        else:  # ``data`` is a copy of the buffer
+            del self._buf[:size]
 
     def next_into(self, obj: Any, size: int) -> bool | NeedData:
         """Fill the ctypes object ``obj`` with the next ``size`` bytes.
@@ -290,6 +386,8 @@ class FrameBuffer:
         IncompleteReadError
             As :meth:`next_exactly`.
         """
+        if self._lines:
+            self._unsplit()
         if self._chunks:
             self._absorb()
         buf = self._buf
@@ -323,6 +421,8 @@ class FrameBuffer:
             At end of stream mid-frame; ``.expected`` is the whole frame's size
             (prefix included) once the prefix is known.
         """
+        if self._lines:
+            self._unsplit()
         if self._chunks:
             self._absorb()
         buf = self._buf
