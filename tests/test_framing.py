@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import time
+from collections.abc import Iterator
 from functools import partial
 from typing import Any, Literal, cast
 
@@ -242,6 +243,16 @@ def messages_and_terminator(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
     return messages, terminator
 
 
+def segments(wire: bytes, sizes: list[int]) -> Iterator[bytes]:
+    """Cut ``wire`` into pieces of ``sizes`` bytes, then the rest, as TCP might."""
+    position = 0
+    for size in [*sizes, len(wire)]:
+        if position >= len(wire):
+            return
+        yield wire[position : position + size]
+        position += size
+
+
 @settings(max_examples=200, deadline=None)
 @given(data=messages_and_terminator(), sizes=st.lists(st.integers(1, 64), max_size=50))
 def test_any_messages_any_segments_come_out_identical(
@@ -251,15 +262,9 @@ def test_any_messages_any_segments_come_out_identical(
     wire = b"".join(m + terminator for m in messages)
     frames = FrameBuffer(max_line_length=1000)
     received: list[bytes] = []
-    position = 0
-    for size in [*sizes, len(wire)]:
-        chunk = wire[position : position + size]
-        if chunk:  # an empty feed would mean end of stream
-            frames.feed(chunk)
-        position += size
+    for chunk in segments(wire, sizes):
+        frames.feed(chunk)
         received.extend(drain_lines(frames, terminator))
-        if position >= len(wire):
-            break
     assert received == [m + terminator for m in messages]
     assert len(frames) == 0
 
@@ -276,20 +281,14 @@ def test_fixed_size_frames_in_any_segments(
     frames = FrameBuffer()
     received: list[bytes] = []
     pending = list(payloads)
-    position = 0
-    for size in [*sizes, len(wire)]:
-        chunk = wire[position : position + size]
-        if chunk:  # an empty feed would mean end of stream
-            frames.feed(chunk)
-        position += size
+    for chunk in segments(wire, sizes):
+        frames.feed(chunk)
         while (
             pending and (frame := frames.next_exactly(len(pending[0]))) is not NEED_DATA
         ):
             assert isinstance(frame, bytes)
             received.append(frame)
             pending.pop(0)
-        if position >= len(wire):
-            break
     assert received == payloads
 
 
@@ -313,12 +312,8 @@ def test_interleaved_lines_and_exact_frames(
     frames = FrameBuffer()
     received: list[bytes] = []
     pending = list(items)
-    position = 0
-    for size in [*sizes, len(wire)]:
-        chunk = wire[position : position + size]
-        if chunk:  # an empty feed would mean end of stream
-            frames.feed(chunk)
-        position += size
+    for chunk in segments(wire, sizes):
+        frames.feed(chunk)
         while pending:
             kind, data = pending[0]
             frame = (
@@ -331,8 +326,6 @@ def test_interleaved_lines_and_exact_frames(
             assert isinstance(frame, bytes)
             received.append(frame)
             pending.pop(0)
-        if position >= len(wire):
-            break
     assert received == [data for _, data in items]
 
 
@@ -975,15 +968,9 @@ def test_frames_and_lines_in_any_segments(
             received.append(frame)
             pending.pop(0)
 
-    position = 0
-    for size in [*sizes, len(wire)]:
-        chunk = wire[position : position + size]
-        if chunk:  # an empty feed would mean end of stream
-            frames.feed(chunk)
-        position += size
+    for chunk in segments(wire, sizes):
+        frames.feed(chunk)
         read_all()
-        if position >= len(wire):
-            break
     frames.feed(b"")
     if cut and items:
         with pytest.raises(IncompleteReadError) as info:
