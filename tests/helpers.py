@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from anytcpip import NEED_DATA, Backoff, FrameBuffer
 from anytcpip.testing import (
     CallbackRecorder,
     MemoryByteStream,
@@ -22,14 +25,24 @@ from anytcpip.testing import (
 )
 
 __all__ = [
+    "ACK",
+    "COMMAND",
     "FIGURES",
+    "TELEMETRY",
     "TIMEOUT",
+    "Ack",
     "CallbackRecorder",
+    "Command",
+    "CountingBackoff",
+    "CountingStream",
+    "Header",
     "MemoryByteStream",
     "MemoryConnection",
     "blackhole_proxy",
     "cancel_after_checkpoints",
     "connected_pair",
+    "counted_memory_pair",
+    "drain_lines",
     "ipv6_available",
     "memory_pair",
     "memory_stream_pair",
@@ -37,6 +50,7 @@ __all__ = [
     "raw_peer",
     "reset_socket",
     "rss_bytes",
+    "segments",
 ]
 
 TIMEOUT = 5  # seconds: a bound on every wait, so a bug fails instead of hanging
@@ -148,3 +162,149 @@ async def blackhole_proxy(
             with anyio.CancelScope(shield=True):
                 for stream in held:
                     await anyio.aclose_forcefully(stream)
+
+
+# -- waiting on events instead of polling -------------------------------------------
+
+
+class CountingStream(anyio.abc.ByteStream):
+    """A byte stream wrapper that lets a test wait until bytes were received.
+
+    Wrap the transport of a :class:`MemoryConnection` with it, and
+    :meth:`wait_received` returns once the connection's receive side has
+    taken that many bytes from the transport (so they are buffered in the
+    connection, whoever reads them): an event-based wait, no polling.
+    """
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self._stream = stream
+        self.received = 0
+        self._changed: anyio.Event | None = None
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        data = await self._stream.receive(max_bytes)
+        self.received += len(data)
+        if self._changed is not None:
+            self._changed.set()
+        return data
+
+    async def send(self, item: bytes) -> None:
+        await self._stream.send(item)
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def wait_received(self, count: int) -> None:
+        """Return once ``count`` bytes in all have been received."""
+        with anyio.fail_after(TIMEOUT):
+            while self.received < count:
+                self._changed = anyio.Event()
+                await self._changed.wait()
+
+
+@asynccontextmanager
+async def counted_memory_pair(
+    server_kwargs: dict[str, Any] | None = None,
+    client_kwargs: dict[str, Any] | None = None,
+) -> AsyncIterator[
+    tuple[MemoryConnection, MemoryConnection, CountingStream, CountingStream]
+]:
+    """Like :func:`memory_pair`, with a :class:`CountingStream` on each end.
+
+    Yields ``(server, client, server_counter, client_counter)``.
+    """
+    server_stream, client_stream = memory_stream_pair()
+    server_counter = CountingStream(server_stream)
+    client_counter = CountingStream(client_stream)
+    server = MemoryConnection(server_counter, name="server", **(server_kwargs or {}))
+    client = MemoryConnection(client_counter, name="client", **(client_kwargs or {}))
+    async with server, client:
+        yield server, client, server_counter, client_counter
+
+
+class CountingBackoff(Backoff):
+    """A :class:`~anytcpip.Backoff` that counts the delays a client takes.
+
+    A reconnecting client takes one delay after each failed or lost
+    connection: :meth:`wait_for_delays` waits for them without polling.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "taken", 0)
+        object.__setattr__(self, "_changed", None)
+
+    taken: int
+    _changed: anyio.Event | None
+
+    def delays(self) -> Iterator[float]:
+        for delay in super().delays():
+            object.__setattr__(self, "taken", self.taken + 1)
+            if self._changed is not None:
+                self._changed.set()
+            yield delay
+
+    async def wait_for_delays(self, count: int) -> None:
+        """Return once the client has taken ``count`` delays."""
+        with anyio.fail_after(TIMEOUT):
+            while self.taken < count:
+                object.__setattr__(self, "_changed", anyio.Event())
+                assert self._changed is not None
+                await self._changed.wait()
+
+
+# -- a small binary protocol, for the toolkit tests -----------------------------------
+
+
+class Header(ctypes.LittleEndianStructure):
+    """Header of the test protocol: an id, the body length and a counter."""
+
+    _pack_ = 1
+    _fields_ = [
+        ("frame_id", ctypes.c_uint16),
+        ("length", ctypes.c_uint16),
+        ("counter", ctypes.c_uint32),
+    ]
+
+
+class Command(ctypes.LittleEndianStructure):
+    """A command body."""
+
+    _pack_ = 1
+    _fields_ = [("code", ctypes.c_uint32), ("value", ctypes.c_double)]
+
+
+class Ack(ctypes.LittleEndianStructure):
+    """The reply to a command (its header carries the command's counter)."""
+
+    _pack_ = 1
+    _fields_ = [("status", ctypes.c_int32)]
+
+
+COMMAND, ACK, TELEMETRY = 1, 2, 3
+"""Message ids of the test protocol."""
+
+
+# -- the framing core ----------------------------------------------------------------
+
+
+def drain_lines(frames: FrameBuffer, terminator: bytes) -> list[bytes]:
+    """Take every complete line out of ``frames``."""
+    lines = []
+    while (line := frames.next_line(terminator)) is not NEED_DATA:
+        assert isinstance(line, bytes)
+        lines.append(line)
+    return lines
+
+
+def segments(wire: bytes, sizes: list[int]) -> Iterator[bytes]:
+    """Cut ``wire`` into pieces of ``sizes`` bytes, then the rest, as TCP might."""
+    position = 0
+    for size in [*sizes, len(wire)]:
+        if position >= len(wire):
+            return
+        yield wire[position : position + size]
+        position += size

@@ -12,7 +12,14 @@ import trustme
 
 import anytcpip
 from anytcpip import Backoff, Client, OneClientReadLoopServer, OneClientServer
-from helpers import TIMEOUT, CallbackRecorder, connected_pair, raw_peer
+from helpers import (
+    TIMEOUT,
+    CallbackRecorder,
+    CountingBackoff,
+    connected_pair,
+    counted_memory_pair,
+    raw_peer,
+)
 
 
 def _free_port() -> int:
@@ -24,20 +31,31 @@ def _free_port() -> int:
 # -- heartbeats -----------------------------------------------------------------
 
 
-async def test_heartbeats_are_sent_and_skipped_by_read_str() -> None:
-    async with connected_pair(
+HEARTBEAT_LINE = anytcpip.HEARTBEAT + b"\r\n"
+
+
+async def test_heartbeats_are_sent_on_the_wire() -> None:
+    # A side without heartbeat settings sees them as ordinary lines.
+    with anyio.fail_after(TIMEOUT):
+        async with OneClientServer(port=0) as plain:
+            async with Client("127.0.0.1", plain.port, heartbeat_interval=0.01):
+                await plain.wait_connected()
+                assert await plain.readuntil(b"\r\n") == HEARTBEAT_LINE
+                assert await plain.readuntil(b"\r\n") == HEARTBEAT_LINE
+
+
+async def test_heartbeats_are_skipped_by_read_str() -> None:
+    async with counted_memory_pair(
         {"heartbeat_timeout": 5}, {"heartbeat_interval": 0.01}
-    ) as (server, client):
+    ) as (server, client, received, _):
         with anyio.fail_after(TIMEOUT):
-            # A side without heartbeat settings sees them on the wire ...
-            async with OneClientServer(port=0) as plain:
-                async with Client("127.0.0.1", plain.port, heartbeat_interval=0.01):
-                    await plain.wait_connected()
-                    assert await plain.readuntil(b"\r\n") == b"heartbeat\r\n"
-            # ... a side with them skips them.
-            await anyio.sleep(0.05)  # let several heartbeats queue up
+            # Several heartbeats are buffered, unread, on the reading side ...
+            await received.wait_received(3 * len(HEARTBEAT_LINE))
             await client.write_str("payload")
+            # ... and read_str skips every one of them.
             assert await server.read_str() == "payload"
+            assert client.stats.messages_sent >= 4  # 3 heartbeats or more
+            assert server.stats.messages_received == 1  # heartbeats not counted
 
 
 async def test_heartbeats_never_split_a_message() -> None:
@@ -80,11 +98,16 @@ async def test_heartbeats_keep_a_connection_alive() -> None:
         "heartbeat_timeout": 0.2,
         "connect_callback": recorder,
     }
-    async with connected_pair(server_kwargs, {"heartbeat_interval": 0.02}) as (
+    async with counted_memory_pair(server_kwargs, {"heartbeat_interval": 0.02}) as (
         server,
         _client,
+        received,
+        _,
     ):
-        await anyio.sleep(1.0)  # five timeouts long
+        start = anyio.current_time()
+        # 50 heartbeats, 0.02 s apart: about five timeouts long.
+        await received.wait_received(50 * len(HEARTBEAT_LINE))
+        assert anyio.current_time() - start >= 0.5  # > 2 timeouts, at least
         assert server.connected
         assert recorder.states == [True]
 
@@ -137,17 +160,16 @@ def test_read_loop_server_is_abstract() -> None:
 async def test_reconnect_waits_for_a_server_that_starts_later() -> None:
     port = _free_port()
     recorder = CallbackRecorder()
-    policy = Backoff(initial=0.01, maximum=0.05)
+    policy = CountingBackoff(initial=0.01, maximum=0.05)
     async with Client(
         "127.0.0.1", port, reconnect=policy, connect_callback=recorder
     ) as client:
         assert not client.connected
         with pytest.raises(ConnectionError, match="not connected"):
             await client.write_str("too early")
-        with anyio.fail_after(TIMEOUT):
-            # No event marks a failed attempt; this wait is bounded.
-            while client.reconnect_attempts < 2:  # noqa: ASYNC110
-                await anyio.sleep(0.005)
+        # Two attempts failed (each is followed by a delay).
+        await policy.wait_for_delays(2)
+        assert client.reconnect_attempts >= 2
         async with OneClientServer(port=port) as server:
             with anyio.fail_after(TIMEOUT):
                 await client.wait_connected()
@@ -177,17 +199,17 @@ async def test_reconnect_after_loss_reports_each_change() -> None:
 async def test_reconnect_backs_off_from_a_server_that_drops_it_at_once() -> None:
     # A busy one-client server accepts and closes at once: the reconnecting
     # client must wait its backoff delay between attempts, not spin.
-    policy = Backoff(initial=0.1, maximum=0.1, jitter=0)
+    policy = CountingBackoff(initial=0.1, maximum=0.1, jitter=0)
     async with OneClientServer(port=0) as server:
         async with Client("127.0.0.1", server.port):
             with anyio.fail_after(TIMEOUT):
                 await server.wait_connected()
             start = anyio.current_time()
             async with Client("127.0.0.1", server.port, reconnect=policy) as extra:
-                with anyio.fail_after(TIMEOUT):
-                    while server.rejected_count < 4:  # noqa: ASYNC110
-                        await anyio.sleep(0.01)
+                # Each rejected attempt is followed by a delay: wait for four.
+                await policy.wait_for_delays(4)
                 elapsed = anyio.current_time() - start
+                assert server.rejected_count >= 4
                 # Three delays of 0.1 s separate four attempts (a timer may
                 # fire a millisecond early; without backoff it takes ~3 ms).
                 assert elapsed >= 0.25, elapsed

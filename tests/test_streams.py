@@ -1,4 +1,4 @@
-"""Stream-level helpers for users who hold raw anyio streams (API.md section 8)."""
+"""Stream-level helpers for raw anyio streams, and the ctypes helpers."""
 
 from __future__ import annotations
 
@@ -84,3 +84,32 @@ async def test_set_socket_options_on_a_stream_without_socket_is_a_no_op() -> Non
 def test_set_socket_options_on_a_udp_socket_is_a_no_op() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         set_socket_options(sock)
+
+
+# -- the ctypes helpers (one copy each, shared by the dispatcher and requests) -------
+
+
+class Base(ctypes.Structure):
+    _fields_ = [("a", ctypes.c_uint8)]
+
+
+class Derived(Base):
+    _fields_ = [("b", ctypes.c_uint8 * 2), ("c", ctypes.c_double)]
+
+
+def test_field_names_walk_the_class_hierarchy_in_order() -> None:
+    from anytcpip._streams import ctypes_field_names
+
+    assert ctypes_field_names(Derived) == ["a", "b", "c"]
+    assert ctypes_field_names(Sample) == ["id", "values"]
+
+
+def test_repr_shows_fields_arrays_and_tuples() -> None:
+    from anytcpip._streams import ctypes_repr
+
+    value = Derived()
+    value.a, value.c = 1, 2.5
+    value.b[1] = 7
+    assert ctypes_repr(value) == "Derived(a=1, b=[0, 7], c=2.5)"
+    assert ctypes_repr((value,)) == "(Derived(a=1, b=[0, 7], c=2.5),)"
+    assert ctypes_repr("text") == "'text'"

@@ -10,8 +10,9 @@ through the connection's public read methods, so it works on any client or
 server and on every backend.
 
 An unknown id (or, with a length field, a length that does not match the
-body) raises an error that carries the id and the bytes seen. Whether the
-stream is still in step is recorded in the error's ``resynchronised``: with a
+body) raises a :class:`~anytcpip.BadMessageError` that carries the id and the
+bytes seen. Whether the stream is still in step is recorded in the error's
+``resynchronised`` (which a ``Correlator`` reads to skip it or stop): with a
 length field the dispatcher skips the bad body, so the next read starts at
 the next header; without one it cannot know where the next header starts.
 
@@ -32,12 +33,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 
 from ._constants import DEFAULT_MAX_FRAME_SIZE
-from ._exceptions import AnyTcpIpError
+from ._exceptions import MessageLengthError, UnknownMessageError
+from ._streams import ctypes_field_names
 
 if TYPE_CHECKING:
     from ._connection import BaseClientOrServer
 
-__all__ = ["MessageLengthError", "StructDispatcher", "UnknownMessageError"]
+__all__ = ["StructDispatcher"]
 
 _H = TypeVar("_H", bound=ctypes.Structure)
 
@@ -48,108 +50,6 @@ _MISSING: Any = object()
 def _hex(data: bytes) -> str:
     shown = data[:_SHOWN_BYTES].hex(" ")
     return shown + (" ..." if len(data) > _SHOWN_BYTES else "")
-
-
-class UnknownMessageError(AnyTcpIpError, ValueError):
-    """A header announced a message id that has no body type.
-
-    Parameters
-    ----------
-    message
-        What happened.
-    message_id
-        The id found in the header.
-    data
-        The bytes seen: the header, followed by the skipped body if the
-        dispatcher could skip it.
-    resynchronised
-        True if the whole message was consumed (the header has a length
-        field), so the next read starts at the next header and the connection
-        can go on. False if only the header was consumed: where the next
-        header starts is unknown, so close the connection (or scan for a sync
-        marker, if the protocol has one).
-    """
-
-    def __init__(
-        self, message: str, message_id: Any, data: bytes, resynchronised: bool
-    ) -> None:
-        super().__init__(message)
-        self.message_id = message_id
-        self.data = data
-        self.resynchronised = resynchronised
-
-    def __reduce__(
-        self,
-    ) -> tuple[type[UnknownMessageError], tuple[str, Any, bytes, bool]]:
-        return (
-            type(self),
-            (self.args[0], self.message_id, self.data, self.resynchronised),
-        )
-
-
-class MessageLengthError(AnyTcpIpError, ValueError):
-    """A header's length field does not match the body its id selects.
-
-    Only raised by a :class:`StructDispatcher` with a ``length_field``.
-
-    Parameters
-    ----------
-    message
-        What happened.
-    message_id
-        The id found in the header.
-    data
-        The bytes seen: the header, followed by the skipped body if the
-        dispatcher could skip it.
-    resynchronised
-        True if the announced body was skipped, so the next read starts at
-        the next header. False if the announced length was impossible
-        (negative, or larger than ``max_body_size``) and nothing but the
-        header was consumed: close the connection.
-    length
-        The body length the header announced (excluding the header).
-    expected
-        The size of the body type (0 for a message without body).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        message_id: Any,
-        data: bytes,
-        resynchronised: bool,
-        length: int,
-        expected: int,
-    ) -> None:
-        super().__init__(message)
-        self.message_id = message_id
-        self.data = data
-        self.resynchronised = resynchronised
-        self.length = length
-        self.expected = expected
-
-    def __reduce__(
-        self,
-    ) -> tuple[type[MessageLengthError], tuple[str, Any, bytes, bool, int, int]]:
-        return (
-            type(self),
-            (
-                self.args[0],
-                self.message_id,
-                self.data,
-                self.resynchronised,
-                self.length,
-                self.expected,
-            ),
-        )
-
-
-def _field_names(struct_type: type[Any]) -> set[str]:
-    names: set[str] = set()
-    for cls in struct_type.__mro__:
-        for field in cls.__dict__.get("_fields_", ()):
-            names.add(field[0])
-    return names
 
 
 def _check_ctypes_type(label: str, value: object) -> int:
@@ -224,7 +124,7 @@ class StructDispatcher(Generic[_H]):
         max_body_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
         self._header_size = _check_ctypes_type("header_type", header_type)
-        fields = _field_names(header_type)
+        fields = ctypes_field_names(header_type)
         for label, name in (("id_field", id_field), ("length_field", length_field)):
             if name is not None and name not in fields:
                 raise ValueError(

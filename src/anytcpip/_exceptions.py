@@ -8,14 +8,19 @@ existing code already catches, so ``except asyncio.IncompleteReadError`` or
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 __all__ = [
     "AnyTcpIpError",
+    "BadMessageError",
     "ConnectionLostError",
     "FrameTooLargeError",
     "IncompleteReadError",
     "LimitOverrunError",
+    "MessageLengthError",
     "NotConnectedError",
+    "RequestTimeoutError",
+    "UnknownMessageError",
 ]
 
 
@@ -43,7 +48,7 @@ class IncompleteReadError(AnyTcpIpError, asyncio.IncompleteReadError):
         super().__init__(partial, expected)
         wanted = "a terminator" if expected is None else f"{expected} bytes"
         prefix = f"{who}: " if who else ""
-        self.args = (
+        self.args: tuple[Any, ...] = (
             f"{prefix}connection closed by the peer after {len(partial)} bytes "
             f"of a message; expected {wanted}",
         )
@@ -107,3 +112,159 @@ class FrameTooLargeError(AnyTcpIpError, ValueError):
 
     def __reduce__(self) -> tuple[type[FrameTooLargeError], tuple[str, int, int]]:
         return (type(self), (self.args[0], self.size, self.max_size))
+
+
+class BadMessageError(AnyTcpIpError, ValueError):
+    """A message arrived but could not be understood.
+
+    The base of the errors a message reader (such as
+    :class:`StructDispatcher`) raises for one bad message. Its
+    ``resynchronised`` says whether the reader could skip the whole
+    message, so that a loop of reads (a read loop, a :class:`Correlator`) can
+    log it and go on, or must stop because the stream is out of step.
+
+    Parameters
+    ----------
+    message
+        What happened.
+    data
+        The bytes of the bad message that were seen (and consumed).
+    resynchronised
+        True if the whole message was consumed, so the next read starts at
+        the next message and the connection can go on. False if where the
+        next message starts is unknown: close the connection (or scan for a
+        sync marker, if the protocol has one).
+    """
+
+    def __init__(self, message: str, data: bytes, resynchronised: bool) -> None:
+        super().__init__(message)
+        self.data = data
+        self.resynchronised = resynchronised
+
+    def __reduce__(self) -> tuple[type[BadMessageError], tuple[Any, ...]]:
+        return (type(self), (self.args[0], self.data, self.resynchronised))
+
+
+class UnknownMessageError(BadMessageError):
+    """A header announced a message id that has no body type.
+
+    Parameters
+    ----------
+    message
+        What happened.
+    message_id
+        The id found in the header.
+    data
+        The bytes seen: the header, followed by the skipped body if the
+        dispatcher could skip it.
+    resynchronised
+        True if the whole message was consumed (the header has a length
+        field), so the next read starts at the next header and the connection
+        can go on. False if only the header was consumed: where the next
+        header starts is unknown, so close the connection (or scan for a sync
+        marker, if the protocol has one).
+    """
+
+    def __init__(
+        self, message: str, message_id: Any, data: bytes, resynchronised: bool
+    ) -> None:
+        super().__init__(message, data, resynchronised)
+        self.message_id = message_id
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[UnknownMessageError], tuple[Any, ...]]:
+        return (
+            type(self),
+            (self.args[0], self.message_id, self.data, self.resynchronised),
+        )
+
+
+class MessageLengthError(BadMessageError):
+    """A header's length field does not match the body its id selects.
+
+    Only raised by a :class:`StructDispatcher` with a ``length_field``.
+
+    Parameters
+    ----------
+    message
+        What happened.
+    message_id
+        The id found in the header.
+    data
+        The bytes seen: the header, followed by the skipped body if the
+        dispatcher could skip it.
+    resynchronised
+        True if the announced body was skipped, so the next read starts at
+        the next header. False if the announced length was impossible
+        (negative, or larger than ``max_body_size``) and nothing but the
+        header was consumed: close the connection.
+    length
+        The body length the header announced (excluding the header).
+    expected
+        The size of the body type (0 for a message without body).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        message_id: Any,
+        data: bytes,
+        resynchronised: bool,
+        length: int,
+        expected: int,
+    ) -> None:
+        super().__init__(message, data, resynchronised)
+        self.message_id = message_id
+        self.length = length
+        self.expected = expected
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[MessageLengthError], tuple[Any, ...]]:
+        return (
+            type(self),
+            (
+                self.args[0],
+                self.message_id,
+                self.data,
+                self.resynchronised,
+                self.length,
+                self.expected,
+            ),
+        )
+
+
+class RequestTimeoutError(AnyTcpIpError, TimeoutError):
+    """No reply to a request arrived in time.
+
+    Also a :class:`TimeoutError`.
+
+    Parameters
+    ----------
+    message
+        What timed out, after how long, and what became of the connection.
+    request
+        The request (the message sent, or its description).
+    timeout
+        The timeout, in seconds.
+    connection_closed
+        True if the connection was closed because of the timeout
+        (:class:`Requester` with ``reply_timeout_policy="close"``).
+    """
+
+    def __init__(
+        self, message: str, request: Any, timeout: float, connection_closed: bool
+    ) -> None:
+        super().__init__(message)
+        self.request = request
+        self.timeout = timeout
+        self.connection_closed = connection_closed
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[RequestTimeoutError], tuple[str, Any, float, bool]]:
+        return (
+            type(self),
+            (self.args[0], self.request, self.timeout, self.connection_closed),
+        )

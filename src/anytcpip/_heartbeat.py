@@ -1,10 +1,10 @@
 """Heartbeat sender (wire-compatible with lsst.ts.tcpip >= 2.2).
 
 The sender is a plain ``send; sleep(interval)`` loop in a task bound to one
-connection. Heartbeats go through the same write lock as every other
-message, so they never split one. The receiving side's timeout is the receive
-pump's watchdog (see ``Channel.pump``), a deadline pushed forward by every
-received chunk: no polling.
+connection. A heartbeat is one message in the connection's send queue, like
+every other write, so it never splits another message. The receiving side's
+timeout is the receive pump's watchdog (see ``Channel.pump``), a deadline
+pushed forward by every received chunk: no polling.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._connection import BaseClientOrServer
+from ._requester import RequestMixin
 
 __all__ = [
     "MemoryByteStream",
@@ -35,7 +36,7 @@ class _Pipe:
     """One direction of an in-memory byte stream, holding at most ``limit``."""
 
     def __init__(self, limit: int) -> None:
-        self.buffer = bytearray()
+        self.buffer: bytearray = bytearray()
         self.limit = limit
         self.eof = False  # the sending end closed or sent EOF
         self.reader_closed = False  # the receiving end closed
@@ -132,7 +133,7 @@ def memory_stream_pair(
     return MemoryByteStream(backward, forward), MemoryByteStream(forward, backward)
 
 
-class MemoryConnection(BaseClientOrServer):
+class MemoryConnection(RequestMixin, BaseClientOrServer):
     """A connection end over an in-memory (or any other) byte stream.
 
     It has the whole read/write API of :class:`~anytcpip.Client` and the

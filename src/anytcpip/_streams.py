@@ -1,4 +1,10 @@
-"""Helpers for users who hold raw anyio streams (API.md section 8)."""
+"""Helpers for raw anyio streams, and for ctypes objects.
+
+The public helpers (``read_into``, ``write_from``, ``close_stream``) serve
+users who hold raw anyio streams. The ctypes helpers (``ctypes_size``,
+``ctypes_field_names``, ``ctypes_repr``) are the package's only copies of
+those rules.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,14 @@ import anyio.abc
 from ._exceptions import IncompleteReadError
 from ._framing import fill_ctypes
 
-__all__ = ["close_stream", "ctypes_size", "read_into", "write_from"]
+__all__ = [
+    "close_stream",
+    "ctypes_field_names",
+    "ctypes_repr",
+    "ctypes_size",
+    "read_into",
+    "write_from",
+]
 
 
 class ReceiveExactlyStream(Protocol):
@@ -36,6 +49,35 @@ def ctypes_size(obj: Any) -> int:
         return ctypes.sizeof(obj)
     except TypeError:
         raise TypeError(f"expected a ctypes object, got {obj!r}") from None
+
+
+def ctypes_field_names(struct_type: type[Any]) -> list[str]:
+    """Names of the fields of a ctypes structure type, base classes' first.
+
+    ``_fields_`` of a subclass only lists the fields it adds, so the whole
+    class hierarchy is walked, in declaration order.
+    """
+    return [
+        field[0]
+        for cls in reversed(struct_type.__mro__)
+        for field in cls.__dict__.get("_fields_", ())
+    ]
+
+
+def ctypes_repr(value: object) -> str:
+    """``repr``, but showing the fields of ctypes structures (and arrays)."""
+    if isinstance(value, ctypes.Structure | ctypes.Union):
+        fields = ", ".join(
+            f"{name}={ctypes_repr(getattr(value, name))}"
+            for name in ctypes_field_names(type(value))
+        )
+        return f"{type(value).__name__}({fields})"
+    if isinstance(value, ctypes.Array):
+        return "[" + ", ".join(ctypes_repr(item) for item in value) + "]"
+    if isinstance(value, tuple):
+        items = ", ".join(ctypes_repr(item) for item in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    return repr(value)
 
 
 async def read_into(stream: ReceiveExactlyStream, struct: Any) -> None:

@@ -1,421 +1,55 @@
-"""Request/response on top of a connection: ``Requester`` and ``Correlator``.
+"""Request/response with ids: :class:`Correlator`.
 
 Rationale
 ---------
-Controller protocols come in two shapes.
-
-*One outstanding command at a time* (a dome controller, a prompt-terminated
-serial bridge): send a command, read the reply, under a lock so concurrent
-callers take turns. Replies carry no id, so after a timeout nobody can tell a
-late reply from the reply to the next command. :class:`Requester` therefore
-makes the outcome a documented policy: ``"close"`` (the default) drops the
-connection, so a late reply can never be taken for another command's;
-``"keep"`` keeps it and discards replies that are already waiting when the
-next request starts.
-
-*Correlated* (hexapod/rotator command clients, JSON APIs with an ``id``):
-several commands may be outstanding and replies carry an id. A
+Correlated protocols (hexapod/rotator command clients, JSON APIs with an
+``id``) may have several commands outstanding, and replies carry an id. A
 :class:`Correlator` owns the only reader: a task in its own task group that
 reads every message, hands a reply to the request waiting for its id, and
 sends everything else (telemetry, events) to a bounded queue or a callback.
 A reply that arrives after its request timed out is logged and dropped. When
 the connection ends, every waiting request fails with a ``ConnectionError``.
 
-Both are built only on the public read/write methods of a client or server.
+A message that could not be understood is skipped when the reader can go on:
+``json.JSONDecodeError`` and ``UnicodeDecodeError`` (the message was
+consumed), and a :class:`~anytcpip.BadMessageError` whose ``resynchronised``
+is True. Anything else stops the reader.
+
+Like :mod:`anytcpip._requester`, this is a layer above the connection: it
+uses only the public read/write methods of a client or server and its
+``_describe`` hook.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._connection import BaseClientOrServer
 from ._exceptions import (
-    AnyTcpIpError,
+    BadMessageError,
     ConnectionLostError,
-    IncompleteReadError,
     NotConnectedError,
+    RequestTimeoutError,
 )
+from ._options import check_timeout
+from ._requester import seconds, shown
 
-if TYPE_CHECKING:
-    from ._connection import BaseClientOrServer
+__all__ = ["Correlator"]
 
-__all__ = ["Correlator", "RequestTimeoutError", "Requester"]
-
-_T = TypeVar("_T")
 _M = TypeVar("_M")
 _Self = TypeVar("_Self", bound="Correlator[Any]")
 
-_SHOWN = 160  # characters of a message quoted in errors and logs
 _LATE_IDS_KEPT = 1024  # ids of timed-out requests remembered to name late replies
 
-ReplyTimeoutPolicy = Literal["close", "keep"]
 UnsolicitedOverflow = Literal["drop_oldest", "wait"]
-
-
-def _repr(value: object) -> str:
-    """``repr``, but showing the fields of ctypes structures (and arrays)."""
-    if isinstance(value, ctypes.Structure | ctypes.Union):
-        fields = ", ".join(
-            f"{field[0]}={_repr(getattr(value, field[0]))}"
-            for cls in reversed(type(value).__mro__)
-            for field in cls.__dict__.get("_fields_", ())
-        )
-        return f"{type(value).__name__}({fields})"
-    if isinstance(value, ctypes.Array):
-        return "[" + ", ".join(_repr(item) for item in value) + "]"
-    if isinstance(value, tuple):
-        items = ", ".join(_repr(item) for item in value)
-        return f"({items},)" if len(value) == 1 else f"({items})"
-    return repr(value)
-
-
-def _shown(message: object) -> str:
-    text = _repr(message)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
-
-
-def _who(conn: BaseClientOrServer) -> str:
-    """Describe ``conn`` for messages from its public attributes."""
-    who = type(conn).__name__
-    if conn.name:
-        who += f" {conn.name!r}"
-    host, port = getattr(conn, "host", None), getattr(conn, "port", None)
-    if port is not None:
-        who += f" ({host}:{port})"
-    return who
-
-
-def _seconds(timeout: float) -> str:
-    return f"{timeout:g} s"
-
-
-async def _drop_connection(conn: BaseClientOrServer) -> None:
-    """Close the connection, keeping a server listening."""
-    with anyio.CancelScope(shield=True):
-        close_client = getattr(conn, "close_client", None)
-        if close_client is not None:
-            await close_client()
-        else:
-            await conn.close()
-
-
-class RequestTimeoutError(AnyTcpIpError, TimeoutError):
-    """No reply to a request arrived in time.
-
-    Also a :class:`TimeoutError`.
-
-    Parameters
-    ----------
-    message
-        What timed out, after how long, and what became of the connection.
-    request
-        The request (the message sent, or its description).
-    timeout
-        The timeout, in seconds.
-    connection_closed
-        True if the connection was closed because of the timeout
-        (:class:`Requester` with ``reply_timeout_policy="close"``).
-    """
-
-    def __init__(
-        self, message: str, request: Any, timeout: float, connection_closed: bool
-    ) -> None:
-        super().__init__(message)
-        self.request = request
-        self.timeout = timeout
-        self.connection_closed = connection_closed
-
-    def __reduce__(
-        self,
-    ) -> tuple[type[RequestTimeoutError], tuple[str, Any, float, bool]]:
-        return (
-            type(self),
-            (self.args[0], self.request, self.timeout, self.connection_closed),
-        )
-
-
-class Requester:
-    """Send a command and wait for its reply, one command at a time.
-
-    For protocols whose replies carry no id: each request holds a lock from
-    sending the command until its reply is read, so concurrent callers take
-    turns and each gets its own reply.
-
-    Use one ``Requester`` per connection, and do not read from the connection
-    elsewhere while requests may run.
-
-    Parameters
-    ----------
-    conn
-        The client or server to talk through.
-    timeout
-        Default time limit of a request, in seconds (None: no limit).
-    reply_timeout_policy
-        What to do when a reply does not come in time, or a request is
-        cancelled after its command was sent (the reply may still come):
-
-        ``"close"`` (default)
-            Close the connection (for a server, drop the client with
-            ``close_client()`` and keep listening). A late reply can then
-            never be taken for the reply to a later command. A ``Client`` is
-            closed for good: make a new one to reconnect.
-        ``"keep"``
-            Keep the connection. Before the next request is sent, replies
-            that are already waiting are discarded (logged), one per timed-out
-            request. A reply that arrives only after the next command was
-            sent cannot be told apart from that command's reply: use
-            ``"keep"`` for devices that reply in time or not at all, and a
-            :class:`Correlator` if replies carry an id.
-
-    Raises
-    ------
-    ValueError
-        If ``reply_timeout_policy`` or ``timeout`` is invalid.
-
-    Examples
-    --------
-    >>> # requester = Requester(client, timeout=2.0)
-    >>> # reply = await requester.request("AZ?")
-    """
-
-    def __init__(
-        self,
-        conn: BaseClientOrServer,
-        *,
-        timeout: float | None = None,
-        reply_timeout_policy: ReplyTimeoutPolicy = "close",
-    ) -> None:
-        if reply_timeout_policy not in ("close", "keep"):
-            raise ValueError(
-                f"reply_timeout_policy={reply_timeout_policy!r} must be 'close' "
-                "or 'keep'"
-            )
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout={timeout!r} must be None or > 0")
-        self.conn = conn
-        """The client or server requests go through."""
-        self.timeout = timeout
-        """Default time limit of a request, in seconds (None: no limit)."""
-        self.reply_timeout_policy: ReplyTimeoutPolicy = reply_timeout_policy
-        """``"close"`` or ``"keep"``: see the class description."""
-        self._lock = anyio.Lock()
-        self._late = 0  # timed-out requests whose reply has not been seen
-        self._log = conn.log.getChild("Requester")
-
-    @property
-    def late_replies_expected(self) -> int:
-        """Timed-out requests (policy ``"keep"``) whose reply was not seen yet."""
-        return self._late
-
-    async def request(self, message: str, timeout: float | None = None) -> str:
-        """Send ``message`` with ``write_str`` and return the reply's ``read_str``.
-
-        Parameters
-        ----------
-        message
-            The command (the write terminator is appended).
-        timeout
-            Time limit in seconds for sending and getting the reply; None
-            uses the requester's ``timeout``; ``math.inf`` waits for ever.
-
-        Raises
-        ------
-        RequestTimeoutError
-            If no reply came in time (see ``reply_timeout_policy``).
-        ConnectionError
-            If not connected, or the connection ends before the reply.
-        """
-        conn = self.conn
-        return await self.exchange(
-            lambda: conn.write_str(message),
-            conn.read_str,
-            timeout=timeout,
-            description=_shown(message),
-            request=message,
-        )
-
-    async def request_json(self, obj: Any, timeout: float | None = None) -> Any:
-        """Send ``obj`` with ``write_json`` and return the reply's ``read_json``.
-
-        Parameters
-        ----------
-        obj
-            The command, serialised with :func:`json.dumps`.
-        timeout
-            As for :meth:`request`.
-
-        Raises
-        ------
-        RequestTimeoutError
-            If no reply came in time (see ``reply_timeout_policy``).
-        ConnectionError
-            If not connected, or the connection ends before the reply.
-        json.JSONDecodeError
-            If the reply is not JSON (it was consumed; the connection stays
-            usable).
-        """
-        conn = self.conn
-        text = json.dumps(obj)
-        return await self.exchange(
-            lambda: conn.write_str(text),
-            conn.read_json,
-            timeout=timeout,
-            description=_shown(text),
-            request=obj,
-        )
-
-    async def exchange(
-        self,
-        send: Callable[[], Awaitable[object]],
-        receive: Callable[[], Awaitable[_T]],
-        *,
-        timeout: float | None = None,
-        description: str = "the request",
-        request: Any = None,
-    ) -> _T:
-        """Run ``send()`` then ``receive()`` under the lock, with a time limit.
-
-        The general form of :meth:`request`, for any message type, e.g.
-        structs: ``await requester.exchange(lambda: conn.write_from(cmd),
-        read_ack)``.
-
-        Parameters
-        ----------
-        send
-            Sends the command (one write call, so it is sent whole or not at
-            all).
-        receive
-            Reads the reply. It must lose no data when cancelled (every read
-            method of a connection, and :meth:`StructDispatcher.read`, are
-            safe).
-        timeout
-            As for :meth:`request`.
-        description
-            Names the request in errors and logs.
-        request
-            Stored in :attr:`RequestTimeoutError.request` (default:
-            ``description``).
-
-        Returns
-        -------
-        object
-            What ``receive()`` returned.
-
-        Raises
-        ------
-        RequestTimeoutError
-            If no reply came in time (see ``reply_timeout_policy``).
-        ConnectionError
-            If not connected, or the connection ends before the reply
-            (``ConnectionLostError`` also if it ends part-way through one).
-        """
-        if timeout is None:
-            timeout = self.timeout
-        limit = math.inf if timeout is None else timeout
-        conn = self.conn
-        async with self._lock:
-            if self._late:
-                await self._discard_late_replies(receive)
-            sent = False
-            try:
-                with anyio.move_on_after(limit):
-                    try:
-                        await send()
-                        sent = True
-                        return await receive()
-                    except IncompleteReadError as exc:
-                        raise ConnectionLostError(
-                            f"{_who(conn)}: the connection ended part-way through "
-                            f"the reply to {description}: {exc}"
-                        ) from exc
-            except anyio.get_cancelled_exc_class():
-                # Cancelled from outside after the command went out: its
-                # reply may still come.
-                if sent:
-                    await self._after_lost_reply(description, "was cancelled")
-                raise
-            assert timeout is not None
-            if not sent:
-                # Waiting for room in the send buffer: nothing was sent.
-                raise RequestTimeoutError(
-                    f"{_who(conn)}: could not send {description} within "
-                    f"{_seconds(timeout)} (the peer is not reading); nothing "
-                    "was sent",
-                    description if request is None else request,
-                    timeout,
-                    False,
-                )
-            closed = await self._after_lost_reply(
-                description, f"got no reply within {_seconds(timeout)}"
-            )
-            consequence = (
-                "the connection was closed (reply_timeout_policy='close')"
-                if closed
-                else "the connection is kept (reply_timeout_policy='keep'); a "
-                "late reply will be discarded before the next request"
-            )
-            raise RequestTimeoutError(
-                f"{_who(conn)}: no reply to {description} within "
-                f"{_seconds(timeout)}; {consequence}",
-                description if request is None else request,
-                timeout,
-                closed,
-            )
-
-    async def _after_lost_reply(self, description: str, what: str) -> bool:
-        """Apply the policy to a request whose reply will not be read.
-
-        Returns True if the connection was closed.
-        """
-        if self.reply_timeout_policy == "close":
-            self._log.warning(
-                "%s: request %s %s; closing the connection",
-                _who(self.conn),
-                description,
-                what,
-            )
-            await _drop_connection(self.conn)
-            return True
-        self._late += 1
-        self._log.warning(
-            "%s: request %s %s; keeping the connection",
-            _who(self.conn),
-            description,
-            what,
-        )
-        return False
-
-    async def _discard_late_replies(
-        self, receive: Callable[[], Awaitable[Any]]
-    ) -> None:
-        """Discard replies to timed-out requests that are already buffered."""
-        misses = 0
-        # A read may yield to the scheduler once before it looks at what is
-        # buffered, so only two empty attempts in a row mean nothing is there.
-        while self._late and misses < 2:
-            with anyio.move_on_after(0):
-                try:
-                    stale = await receive()
-                except (ConnectionError, EOFError):
-                    # The request that follows reports the connection's state.
-                    return
-                except ValueError as exc:  # a bad message: consumed, so counted
-                    stale = exc
-                misses = 0
-                self._late -= 1
-                self._log.warning(
-                    "%s: discarding a late reply: %s", _who(self.conn), _shown(stale)
-                )
-                continue
-            misses += 1
 
 
 class _Pending(Generic[_M]):
@@ -450,7 +84,7 @@ class _UnsolicitedIterator(Generic[_M]):
             failure = correlator._reader_failure
             if failure is not None:
                 raise ConnectionLostError(
-                    f"{_who(correlator.conn)}: the Correlator's reader failed: "
+                    f"{correlator.conn._describe()}: the Correlator's reader failed: "
                     f"{failure!r}"
                 ) from failure
             raise StopAsyncIteration from None
@@ -504,7 +138,7 @@ class Correlator(Generic[_M]):
     unsolicited_overflow
         What to do with an unsolicited message when the queue is full:
         ``"drop_oldest"`` (default) drops the oldest queued message (counted
-        in :attr:`dropped_unsolicited`, logged), so a consumer that falls
+        in ``dropped_unsolicited``, logged), so a consumer that falls
         behind, or none at all, never holds up replies; ``"wait"`` makes the
         reader wait until the consumer catches up, which also holds up
         replies (requests may time out) and, through TCP, the peer.
@@ -578,17 +212,16 @@ class Correlator(Generic[_M]):
                 f"unsolicited_overflow={unsolicited_overflow!r} must be "
                 "'drop_oldest' or 'wait'"
             )
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout={timeout!r} must be None or > 0")
+        check_timeout("timeout", timeout)
         if not isinstance(max_id, int) or max_id < 1:
             raise ValueError(f"max_id={max_id!r} must be an int >= 1")
-        self.conn = conn
+        self.conn: BaseClientOrServer = conn
         """The client or server requests go through."""
-        self.timeout = timeout
+        self.timeout: float | None = timeout
         """Default time limit of a request, in seconds (None: no limit)."""
-        self.dropped_unsolicited = 0
+        self.dropped_unsolicited: int = 0
         """Unsolicited messages dropped because the queue was full."""
-        self.late_replies = 0
+        self.late_replies: int = 0
         """Replies that matched no waiting request (logged and dropped)."""
         self._id_of = id_of
         self._request_id_of = request_id_of if request_id_of is not None else id_of
@@ -647,7 +280,9 @@ class Correlator(Generic[_M]):
                 await task_group.__aexit__(None, None, None)
         finally:
             self._stop(
-                NotConnectedError(f"{_who(self.conn)}: the Correlator was closed"),
+                NotConnectedError(
+                    f"{self.conn._describe()}: the Correlator was closed"
+                ),
             )
             if self._receive is not None:
                 self._receive.close()
@@ -669,7 +304,7 @@ class Correlator(Generic[_M]):
         reason = self._stop_reason
         assert reason is not None
         # The reason names the connection: "Client (host:port): why".
-        text = f"{reason}; no reply to request {reply_id!r} ({_shown(message)})"
+        text = f"{reason}; no reply to request {reply_id!r} ({shown(message)})"
         error: BaseException
         if isinstance(reason, NotConnectedError):
             error = NotConnectedError(text)
@@ -742,7 +377,7 @@ class Correlator(Generic[_M]):
             reply_id = self._request_id_of(message)
             if reply_id is None:
                 raise ValueError(
-                    f"the id of request {_shown(message)} is None: a request "
+                    f"the id of request {shown(message)} is None: a request "
                     "needs an id (or pass reply_id)"
                 )
         if self._state == "stopped":
@@ -772,8 +407,8 @@ class Correlator(Generic[_M]):
         if not sent:
             assert timeout is not None
             raise RequestTimeoutError(
-                f"{_who(self.conn)}: could not send request {reply_id!r} "
-                f"({_shown(message)}) within {_seconds(timeout)} (the peer is not "
+                f"{self.conn._describe()}: could not send request {reply_id!r} "
+                f"({shown(message)}) within {seconds(timeout)} (the peer is not "
                 "reading); nothing was sent",
                 message,
                 timeout,
@@ -781,8 +416,8 @@ class Correlator(Generic[_M]):
             )
         assert timeout is not None
         raise RequestTimeoutError(
-            f"{_who(self.conn)}: no reply to request {reply_id!r} "
-            f"({_shown(message)}) within {_seconds(timeout)}; the connection is "
+            f"{self.conn._describe()}: no reply to request {reply_id!r} "
+            f"({shown(message)}) within {seconds(timeout)}; the connection is "
             "kept and a late reply will be logged and dropped",
             message,
             timeout,
@@ -825,7 +460,7 @@ class Correlator(Generic[_M]):
             try:
                 await callback(message)
             except Exception:
-                self._log.exception("on_unsolicited failed for %s", _shown(message))
+                self._log.exception("on_unsolicited failed for %s", shown(message))
             return
         send = self._send
         assert send is not None and self._receive is not None
@@ -849,7 +484,7 @@ class Correlator(Generic[_M]):
             self._log.warning(
                 "%s: the unsolicited queue is full (%d messages): dropping the "
                 "oldest (%d dropped so far)",
-                _who(self.conn),
+                self.conn._describe(),
                 self._max_unsolicited,
                 self.dropped_unsolicited,
             )
@@ -869,25 +504,27 @@ class Correlator(Generic[_M]):
                     return
                 except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                     self._log.warning(
-                        "%s: skipped a bad message: %s", _who(self.conn), exc
+                        "%s: skipped a bad message: %s", self.conn._describe(), exc
                     )
                     continue
-                except ValueError as exc:
-                    if getattr(exc, "resynchronised", False):
-                        self._log.warning(
-                            "%s: skipped a bad message: %s", _who(self.conn), exc
-                        )
-                        continue
-                    raise
+                except BadMessageError as exc:
+                    if not exc.resynchronised:
+                        raise
+                    self._log.warning(
+                        "%s: skipped a bad message: %s", self.conn._describe(), exc
+                    )
+                    continue
                 await self._dispatch(message)
         except Exception as exc:
             self._log.error(
-                "%s: the Correlator's reader failed", _who(self.conn), exc_info=exc
+                "%s: the Correlator's reader failed",
+                self.conn._describe(),
+                exc_info=exc,
             )
             self._reader_failure = exc
             self._stop(
                 ConnectionLostError(
-                    f"{_who(self.conn)}: the Correlator's reader failed: {exc!r}"
+                    f"{self.conn._describe()}: the Correlator's reader failed: {exc!r}"
                 )
             )
 
@@ -896,7 +533,7 @@ class Correlator(Generic[_M]):
             reply_id = self._id_of(message)
         except Exception:
             self._log.exception(
-                "id_of failed for %s; treating it as unsolicited", _shown(message)
+                "id_of failed for %s; treating it as unsolicited", shown(message)
             )
             reply_id = None
         if reply_id is None:
@@ -913,14 +550,14 @@ class Correlator(Generic[_M]):
             self._log.warning(
                 "%s: dropped a late reply to request %r (it timed out or was "
                 "cancelled): %s",
-                _who(self.conn),
+                self.conn._describe(),
                 reply_id,
-                _shown(message),
+                shown(message),
             )
         else:
             self._log.warning(
                 "%s: dropped a reply to no known request (id %r): %s",
-                _who(self.conn),
+                self.conn._describe(),
                 reply_id,
-                _shown(message),
+                shown(message),
             )

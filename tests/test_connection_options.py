@@ -1,20 +1,21 @@
-"""Separate read/write terminators, length-prefixed frames, statistics."""
+"""Connection options: terminators, length-prefixed frames, validation."""
 
 from __future__ import annotations
 
-import sys
-import time
+import dataclasses
+import re
+from typing import Any
 
 import anyio
 import pytest
 
 import anytcpip
-from anytcpip import Client, OneClientServer
+from anytcpip import Client, OneClientServer, Requester, blocking
+from anytcpip._options import ConnectionOptions, check_timeout, is_async_callable
 from helpers import (
     TIMEOUT,
     CallbackRecorder,
     connected_pair,
-    memory_pair,
     raw_peer,
 )
 
@@ -101,59 +102,75 @@ def test_frame_options_validation() -> None:
         Client("127.0.0.1", 1, write_terminator=b"")
 
 
-async def test_stats() -> None:
-    async with OneClientServer(port=0) as server:
-        assert server.stats == anytcpip.ConnectionStats()
-        before = time.monotonic()
-        async with Client("127.0.0.1", server.port) as client:
-            with anyio.fail_after(TIMEOUT):
-                await server.wait_connected()
-                await client.write_str("one")  # 5 bytes
-                await client.write_json({"a": 1})  # 10 bytes
-                await client.write_from(anytcpip_struct(), anytcpip_struct())
-                assert await server.read_str() == "one"
-                assert await server.read_json() == {"a": 1}
-                await server.readexactly(8)
-                await client.drain()
-            stats = client.stats
-            assert stats.messages_sent == 4
-            assert stats.bytes_sent == 5 + 10 + 8
-            assert stats.connects == 1 and stats.disconnects == 0
-            server_stats = server.stats
-            assert server_stats.messages_received == 3
-            assert server_stats.bytes_received == 23
-            assert server_stats.last_received is not None
-            assert server_stats.last_received >= before
-        async with raw_peer(server.port):
-            async with raw_peer(server.port) as extra:
-                with anyio.fail_after(TIMEOUT):
-                    with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
-                        await extra.receive()
-        recorder_done = server.stats
-        assert recorder_done.connects == 2
-        assert recorder_done.rejected_clients == 1
-        assert recorder_done.bytes_received == 23  # kept after the client left
+# -- the options object and its validators ------------------------------------------
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux's")
-async def test_stats_round_trip_time() -> None:
-    policy = {"heartbeat_interval": 0.01}
-    async with connected_pair(policy, policy) as (server, client):
-        with anyio.fail_after(TIMEOUT):
-            await client.write_str("ping")
-            assert await server.read_str() == "ping"
-            await server.write_str("pong")
-            assert await client.read_str() == "pong"
-        for end in (server, client):
-            rtt = end.stats.round_trip_time
-            assert rtt is not None and 0 < rtt < 1.0, rtt  # loopback: microseconds
-        await client.close()
-        assert client.stats.round_trip_time is None  # not connected
-    async with memory_pair() as (ours, _theirs):
-        assert ours.stats.round_trip_time is None  # no TCP underneath
+def test_options_are_validated_once_and_frozen() -> None:
+    options = ConnectionOptions.create(
+        terminator=b"\r", write_terminator=b"\r\n", heartbeat_interval=1
+    )
+    assert options.read_terminator == b"\r"
+    assert options.write_terminator == b"\r\n"
+    assert options.max_frame_size == anytcpip.DEFAULT_MAX_FRAME_SIZE
+    assert options.skipped_line == anytcpip.HEARTBEAT
+    assert ConnectionOptions.create().skipped_line is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.encoding = "latin-1"  # type: ignore[misc]
+    # A one-byte prefix caps the default frame size.
+    assert ConnectionOptions.create(frame_prefix=1).max_frame_size == 255
 
 
-def anytcpip_struct() -> object:
-    import ctypes
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("terminator", b"", "terminator=b'' must be non-empty bytes"),
+        ("terminator", "\n", "must be non-empty bytes"),
+        ("read_terminator", b"", "read_terminator"),
+        ("encoding", "no-such-codec", "unknown encoding"),
+        ("max_line_length", 0, "max_line_length=0 must be an int >= 1"),
+        ("max_line_length", True, "max_line_length"),
+        ("max_frame_size", 0, "max_frame_size"),
+        ("heartbeat_interval", 0, "heartbeat_interval=0 must be None or > 0"),
+        ("heartbeat_timeout", -1, "heartbeat_timeout"),
+        ("heartbeat_timeout", float("nan"), "heartbeat_timeout"),
+    ],
+)
+def test_every_front_end_rejects_bad_options_alike(
+    keyword: str, value: object, message: str
+) -> None:
+    kwargs: dict[str, Any] = {keyword: value}
+    for make in (
+        lambda: ConnectionOptions.create(**kwargs),
+        lambda: OneClientServer(**kwargs),
+        lambda: Client("127.0.0.1", 1, **kwargs),
+        lambda: blocking.Client("127.0.0.1", 1, **kwargs),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            make()
 
-    return ctypes.c_uint32(7)
+
+@pytest.mark.parametrize("value", [0, -1.5, float("nan"), "1", True])
+def test_one_timeout_validator(value: Any) -> None:
+    with pytest.raises(ValueError, match="must be None or > 0"):
+        check_timeout("timeout", value)
+    assert check_timeout("timeout", None) is None
+    assert check_timeout("timeout", 0.5) == 0.5
+    for make in (
+        lambda: Client("127.0.0.1", 1, connect_timeout=value),
+        lambda: Requester(Client("127.0.0.1", 1), timeout=value),
+    ):
+        with pytest.raises(ValueError, match="must be None or > 0"):
+            make()
+
+
+def test_connect_callback_must_be_async() -> None:
+    def plain(_: object) -> None: ...
+
+    class AsyncCallable:
+        async def __call__(self, _: object) -> None: ...
+
+    with pytest.raises(TypeError, match="must be an async callable"):
+        Client("127.0.0.1", 1, connect_callback=plain)
+    Client("127.0.0.1", 1, connect_callback=AsyncCallable())
+    assert is_async_callable(AsyncCallable())
+    assert not is_async_callable(plain)
