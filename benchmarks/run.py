@@ -15,9 +15,19 @@ Run it::
     python benchmarks/run.py --smoke        # CI: does everything work? < 30 s
 
 ``impl@label`` runs an implementation again under another name, to show the
-noise between two identical runs. ``--smoke`` runs every implementation on
-every scenario with tiny counts, verifying each result, and exits non-zero if
-any fails; it measures nothing worth reading and judges no target.
+noise between two identical runs.
+
+lsst.ts.tcpip (the library anytcpip replaces) is an optional implementation,
+``lsst-tcpip``: it is not a dependency, and it runs only when the directory
+holding its ``lsst`` package (``python/`` in a checkout of
+``lsst-ts/ts_tcpip``) is given with ``--lsst-path`` or the environment
+variable ``ANYTCPIP_BENCH_LSST_PATH``. Its one other dependency,
+``lsst.ts.utils``, is replaced by the small stand-in in
+``benchmarks/_lsst_utils_standin.py`` when it is not installed.
+
+``--smoke`` runs every implementation on every scenario with tiny counts,
+verifying each result, and exits non-zero if any fails; it measures nothing
+worth reading and judges no target.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import ctypes
+import importlib
 import json
 import os
 import resource
@@ -41,12 +52,15 @@ from typing import Any
 IMPLS = [
     "raw-sockets",
     "asyncio-streams",
+    "uvloop-streams",
     "anyio-asyncio",
     "anyio-trio",
     "anytcpip-asyncio",
     "anytcpip-uvloop",
     "anytcpip-trio",
 ]
+LSST = "lsst-tcpip"
+LSST_PATH_ENV = "ANYTCPIP_BENCH_LSST_PATH"
 SCENARIOS = ["A", "B", "Bx", "C", "D", "Dx", "E"]
 FULL_N = {
     "A": 4096,
@@ -218,6 +232,34 @@ class AnyioConn(Conn):
 
     async def close(self) -> None:
         await self.s.aclose()
+
+
+class LsstConn(Conn):
+    """lsst.ts.tcpip's client or server (asyncio streams, drain per write)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.c = conn
+
+    async def send(self, data: bytes) -> None:
+        await self.c.write(data)
+
+    async def send_line(self, text: str) -> None:
+        await self.c.write_str(text)
+
+    async def send_struct(self, sample: Sample) -> None:
+        await self.c.write_from(sample)
+
+    async def recv_line(self) -> str:
+        return await self.c.read_str()  # type: ignore[no-any-return]
+
+    async def recv_struct(self, sample: Sample) -> None:
+        await self.c.read_into(sample)
+
+    async def recv_some(self) -> bytes:
+        return await self.c.read(1 << 20)  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        pass  # every write drained already; the owner closes
 
 
 # -- scenarios (async) -----------------------------------------------------------
@@ -455,6 +497,97 @@ async def anyio_client(scenario: str, n: int, port: int) -> None:
         await send(conn, scenario, n)
 
 
+def lsst_tcpip() -> Any:
+    """Import lsst.ts.tcpip from the path given (see the module docstring)."""
+    path = os.environ.get(LSST_PATH_ENV)
+    if not path:
+        raise RuntimeError(f"lsst-tcpip needs --lsst-path or {LSST_PATH_ENV}")
+    sys.path.insert(0, os.path.abspath(path))
+    try:
+        importlib.import_module("lsst.ts.utils")
+    except ImportError:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import _lsst_utils_standin
+
+        _lsst_utils_standin.install()
+    return importlib.import_module("lsst.ts.tcpip")
+
+
+async def lsst_server(scenario: str, n: int) -> None:
+    import logging
+
+    tcpip = lsst_tcpip()
+    log = logging.getLogger("lsst-bench")
+    log.setLevel(logging.CRITICAL)  # it logs every rejected client as an error
+    if scenario == "E":
+        seen = 0
+        done = asyncio.Event()
+
+        base: Any = tcpip.OneClientServer
+
+        class CountingServer(base):  # type: ignore[misc]
+            async def _set_reader_writer(self, reader: Any, writer: Any) -> None:
+                nonlocal seen
+                seen += 1  # accepted, or rejected if it has not noticed yet
+                await super()._set_reader_writer(reader, writer)
+                if seen >= n:
+                    done.set()
+
+        server = CountingServer(host="127.0.0.1", port=0, log=log)
+        await server.start_task
+        announce(server.port)
+        await done.wait()
+        report({"elapsed": 0, "count": n, "check": seen})
+        await server.close()
+        return
+    server = tcpip.OneClientServer(host="127.0.0.1", port=0, log=log)
+    await server.start_task
+    announce(server.port)
+    await server.connected_task
+    conn = LsstConn(server)
+    if scenario == "C":
+        await echo_server(conn, n)
+    else:
+        report(await receive(conn, scenario, n))
+    await server.close()
+
+
+async def lsst_client(scenario: str, n: int, port: int) -> None:
+    import logging
+
+    tcpip = lsst_tcpip()
+    log = logging.getLogger("lsst-bench")
+    log.setLevel(logging.CRITICAL)
+    if scenario == "E":
+        start = time.perf_counter()
+        for _ in range(n):
+            client = tcpip.Client(host="127.0.0.1", port=port, log=log)
+            await client.start_task
+            await client.close()
+        report({"elapsed": time.perf_counter() - start, "count": n, "check": n})
+        return
+    client = tcpip.Client(host="127.0.0.1", port=port, log=log)
+    await client.start_task
+    if scenario == "C":
+        report(await echo_client(LsstConn(client), n))
+    else:
+        await send(LsstConn(client), scenario, n)
+    await client.close()
+
+
+def run_asyncio(coro: Any, uvloop: bool) -> None:
+    if not uvloop:
+        asyncio.run(coro)
+        return
+    import uvloop as uv
+
+    loop = uv.new_event_loop()
+    try:
+        loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
 class RawReader:
     """A buffered reader over a blocking socket: the practical limit."""
 
@@ -573,9 +706,12 @@ def raw_client(scenario: str, n: int, port: int) -> None:
 def run_role(role: str, impl: str, scenario: str, n: int, port: int) -> None:
     if impl == "raw-sockets":
         raw_server(scenario, n) if role == "server" else raw_client(scenario, n, port)
-    elif impl == "asyncio-streams":
+    elif impl in ("asyncio-streams", "uvloop-streams"):
         coro = streams_server(scenario, n) if role == "server" else None
-        asyncio.run(coro or streams_client(scenario, n, port))
+        run_asyncio(coro or streams_client(scenario, n, port), impl == "uvloop-streams")
+    elif impl == LSST:
+        coro = lsst_server(scenario, n) if role == "server" else None
+        run_asyncio(coro or lsst_client(scenario, n, port), uvloop=False)
     elif impl.startswith("anyio-"):
         func = anyio_server if role == "server" else anyio_client
         args = (scenario, n) if role == "server" else (scenario, n, port)
@@ -637,19 +773,21 @@ def measure(impl: str, scenario: str, n: int, timeout: float = 300) -> dict[str,
 
 
 TARGETS: list[tuple[str, str, str, float, str]] = [
-    # (scenario, impl, baseline, ratio, description)
-    ("Bx", "anytcpip-asyncio", "asyncio-streams", 1.10, "Bx lines on asyncio"),
-    ("Dx", "anytcpip-asyncio", "asyncio-streams", 1.10, "Dx structs on asyncio"),
-    ("B", "anytcpip-asyncio", "asyncio-streams", 0.95, "B on asyncio"),
-    ("D", "anytcpip-asyncio", "asyncio-streams", 0.95, "D on asyncio"),
-    ("C", "anytcpip-asyncio", "asyncio-streams", 0.95, "C on asyncio"),
-    *[(s, "anytcpip-trio", "anyio-trio", 1.30, f"{s} on trio") for s in SCENARIOS],
-    ("A", "anytcpip-asyncio", "anyio-asyncio", 0.95, "A bulk on asyncio"),
-    ("A", "anytcpip-trio", "anyio-trio", 0.95, "A bulk on trio"),
-    *[
-        (s, "anytcpip-uvloop", "anytcpip-asyncio", 1.0, f"{s} uvloop >= asyncio")
-        for s in SCENARIOS
-    ],
+    # (scenario, impl, baseline, ratio, description): issue 13's table
+    ("C", "anytcpip-asyncio", "asyncio-streams", 1.0, "C on asyncio"),
+    ("C", "anytcpip-asyncio", LSST, 1.0, "C on asyncio vs lsst"),
+    ("C", "anytcpip-uvloop", "uvloop-streams", 1.0, "C on uvloop"),
+    ("C", "anytcpip-trio", "anyio-trio", 0.9, "C on trio"),
+    ("A", "anytcpip-asyncio", "anyio-asyncio", 0.95, "A on asyncio"),
+    ("A", "anytcpip-trio", "anyio-trio", 0.9, "A on trio"),
+    ("A", "anytcpip-uvloop", "anytcpip-asyncio", 0.95, "A on uvloop"),
+    ("Bx", "anytcpip-asyncio", "asyncio-streams", 1.1, "Bx on asyncio"),
+    ("Dx", "anytcpip-asyncio", "asyncio-streams", 1.1, "Dx on asyncio"),
+    ("Bx", "anytcpip-trio", "anyio-trio", 1.0, "Bx on trio"),
+    ("B", "anytcpip-asyncio", "asyncio-streams", 2.0, "B on asyncio"),
+    ("D", "anytcpip-asyncio", "asyncio-streams", 2.0, "D on asyncio"),
+    ("E", "anytcpip-asyncio", "asyncio-streams", 0.5, "E on asyncio"),
+    ("E", "anytcpip-asyncio", LSST, 1.0, "E on asyncio vs lsst"),
 ]
 
 
@@ -699,7 +837,18 @@ def main() -> int:
         help="check that every implementation works (tiny counts, no figures)",
     )
     parser.add_argument("--json", default="benchmarks/results/latest.json")
+    parser.add_argument(
+        "--lsst-path",
+        default=os.environ.get(LSST_PATH_ENV),
+        help="directory holding lsst.ts.tcpip's lsst package: adds lsst-tcpip",
+    )
     args = parser.parse_args()
+    if args.lsst_path:
+        os.environ[LSST_PATH_ENV] = args.lsst_path  # for the child processes
+        if args.impls == ",".join(IMPLS):
+            args.impls += "," + LSST
+    elif LSST in args.impls.split(","):
+        parser.error(f"{LSST} needs --lsst-path or {LSST_PATH_ENV}")
     if args.role:
         run_role(args.role, args.impl, args.scenario, args.n, args.port)
         return 0
@@ -762,7 +911,7 @@ def main() -> int:
                 f"{label:22} {value:12,.0f} {low:11,.0f}..{high:<11,.0f} "
                 f"{vs_base:>9} {vs_raw:>7} {rss[key] / 1024:7.1f}"
             )
-    print("\n== targets")
+    print("\n== targets (issue 13), each next to its measured ratio")
     verdicts = []
     for scenario, impl, baseline, ratio, text in TARGETS:
         value, base = median(scenario, impl), median(scenario, baseline)

@@ -89,8 +89,8 @@ class FrameBuffer:
     ) -> None:
         if max_line_length < 1:
             raise ValueError(f"max_line_length={max_line_length} must be >= 1")
-        self.max_line_length = max_line_length
-        self.who = who
+        self.max_line_length: int = max_line_length
+        self.who: str = who
         self._buf = bytearray()
         # Received chunks not yet copied into ``_buf``, and their total size.
         # They follow nothing: ``_buf`` and ``_lines`` are empty while there

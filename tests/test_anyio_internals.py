@@ -1,0 +1,130 @@
+"""Reach-ins into anyio's private state fail loudly when anyio changes.
+
+``_direct_send.py`` and ``_workarounds.py`` use anyio's private transport and
+protocol (asyncio, uvloop) or the raw socket (trio), by duck typing, with a
+silent fallback. Without these tests, a change in anyio would silently cost
+the fast path (direct sends) or the memory bound (the workarounds). Each
+backend checks that every reach-in is active and that the transport is
+configured as the code assumes; a strict xfail canary turns red when anyio
+fixes the accept bug, so that the workaround can go.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+
+from anytcpip import Client, OneClientServer
+from anytcpip._channel import Channel
+from anytcpip._direct_send import direct_sender
+from anytcpip._receive import receives_losslessly
+from anytcpip._workarounds import bound_read_queue, pause_reading_after_accept
+from helpers import TIMEOUT
+
+
+def on_asyncio() -> bool:
+    import sniffio
+
+    return sniffio.current_async_library() == "asyncio"
+
+
+@asynccontextmanager
+async def raw_pair() -> AsyncIterator[tuple[anyio.abc.SocketStream, Any]]:
+    """A connected pair of plain anyio TCP streams: (accepted, connected)."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    async with listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        connected = await anyio.connect_tcp("127.0.0.1", port)
+        async with connected:
+            inner = listener.listeners[0]
+            with anyio.fail_after(TIMEOUT):
+                accepted = await inner.accept()  # type: ignore[attr-defined]
+            async with accepted:
+                yield accepted, connected
+
+
+def channel_of(end: Any) -> Channel:
+    channel = end._channel
+    assert isinstance(channel, Channel)
+    return channel
+
+
+async def test_direct_send_path_is_active() -> None:
+    async with raw_pair() as (accepted, connected):
+        for stream in (accepted, connected):
+            sender = direct_sender(stream)
+            assert sender is not None, "anyio changed: no direct sends any more"
+            expected = "_TransportSender" if on_asyncio() else "_SocketSender"
+            assert type(sender).__name__ == expected
+    # And the library uses it on both ends of a real connection.
+    async with OneClientServer(port=0) as server:
+        async with Client("127.0.0.1", server.port) as client:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+            assert channel_of(client).sender._direct is not None
+            assert channel_of(server).sender._direct is not None
+
+
+async def test_the_transport_is_configured_as_the_code_assumes() -> None:
+    """asyncio: no write buffering in the transport; trio: a non-blocking socket."""
+    async with raw_pair() as (accepted, connected):
+        streams: tuple[Any, ...] = (accepted, connected)
+        for stream in streams:
+            if on_asyncio():
+                transport = stream._transport
+                # anyio's send() returns only once the transport's buffer is
+                # empty: a direct write then never overtakes buffered data.
+                assert transport.get_write_buffer_limits() == (0, 0)
+                assert hasattr(stream, "_protocol")
+                assert hasattr(stream._protocol, "read_queue")
+            else:
+                sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+                assert type(sock) is socket.socket
+                assert sock.gettimeout() == 0.0
+
+
+async def test_readers_may_receive_themselves_from_anyio_socket_streams() -> None:
+    """The cancel-safe receive the reader-receives path relies on is there."""
+    async with raw_pair() as (accepted, connected):
+        assert receives_losslessly(accepted) and receives_losslessly(connected)
+        # A cancelled receive loses nothing, on every backend.
+        with anyio.move_on_after(0.05):
+            await accepted.receive()
+        await connected.send(b"after the cancelled receive")
+        with anyio.fail_after(TIMEOUT):
+            assert await accepted.receive() == b"after the cancelled receive"
+
+
+async def test_the_workarounds_are_active() -> None:
+    async with raw_pair() as (accepted, connected):
+        if not on_asyncio():
+            assert not bound_read_queue(accepted)  # nothing to do on trio
+            return
+        transport = accepted._transport  # type: ignore[attr-defined]
+        pause_reading_after_accept(accepted)
+        assert not transport.is_reading()
+        assert bound_read_queue(accepted) and bound_read_queue(connected)
+        # The hook pauses reading as soon as a chunk arrives.
+        await connected.send(b"chunk")
+        with anyio.fail_after(TIMEOUT):
+            assert await accepted.receive() == b"chunk"
+        assert not transport.is_reading()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="anyio's accepted asyncio streams start reading; when this passes, "
+    "anyio has fixed it: remove pause_reading_after_accept",
+)
+async def test_canary_anyio_accept_starts_reading() -> None:
+    if not on_asyncio():
+        pytest.skip("asyncio only (trio has no transport): the canary is asyncio's")
+    async with raw_pair() as (accepted, _):
+        transport = accepted._transport  # type: ignore[attr-defined]
+        assert not transport.is_reading()

@@ -1,0 +1,438 @@
+"""The receive path: readers receive themselves, the pump watches idle links.
+
+Also the receive-side faults of issue 11: a disconnect while 512 KiB or more
+is unread (fault 8), the memory bound on every backend (fault 9), and the
+message of a reset in the middle of a message.
+
+A few tests look at private state (which task received, how much anyio
+holds): there is no public way to see where a chunk went.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import anytcpip
+import anytcpip._receive as receive_module
+from anytcpip import Client, OneClientServer
+from anytcpip._channel import Channel
+from anytcpip._constants import RECEIVE_CHUNK_SIZE
+from anytcpip._receive import HIGH_WATER_MARK
+from helpers import TIMEOUT, CallbackRecorder, connected_pair, reset_socket
+
+MiB = 1024 * 1024
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="TCP_INFO and epoll are Linux's"
+)
+
+
+def channel_of(end: Any) -> Channel:
+    channel = end._channel
+    assert isinstance(channel, Channel)
+    return channel
+
+
+def held_by_anyio(channel: Channel) -> int:
+    """Bytes received from the OS that anyio's asyncio stream still holds."""
+    protocol = getattr(channel.stream, "_protocol", None)
+    return sum(map(len, getattr(protocol, "read_queue", ())))
+
+
+@contextmanager
+def linger(seconds: float) -> Iterator[None]:
+    """Change how long the receiving role stays with the readers."""
+    saved = receive_module.RECEIVE_LINGER
+    receive_module.RECEIVE_LINGER = seconds
+    try:
+        yield
+    finally:
+        receive_module.RECEIVE_LINGER = saved
+
+
+class Flood:
+    """A raw client in a thread that sends until the server stops taking data.
+
+    ``stalled`` is set once a send has made no progress for a while (the
+    server's buffers and the kernel's are full), with ``sent`` bytes sent.
+    """
+
+    def __init__(self, port: int, data: bytes, total: int | None = None) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.data = data
+        self.total = total
+        self.sent = 0
+        self.stalled = threading.Event()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.sock.settimeout(0.3)
+        view = memoryview(self.data)
+        try:
+            while self.total is None or self.sent < self.total:
+                try:
+                    self.sent += self.sock.send(view)
+                except TimeoutError:
+                    self.stalled.set()
+                    return
+        except OSError:
+            pass
+        finally:
+            self.done.set()
+
+    async def wait_stalled(self) -> None:
+        # A thread cannot be cancelled: the wait itself is bounded.
+        await anyio.to_thread.run_sync(self.done.wait, TIMEOUT * 4)
+        assert self.stalled.is_set(), "the sender never stalled"
+
+    async def wait_done(self) -> None:
+        await anyio.to_thread.run_sync(self.done.wait, TIMEOUT * 4)
+        assert self.done.is_set(), "the sender never finished"
+
+    def join(self) -> None:
+        self.thread.join(TIMEOUT)
+
+
+# -- the receiving role ---------------------------------------------------------
+
+
+async def test_reads_that_keep_coming_receive_themselves() -> None:
+    """No hop through the pump per message while reads keep arriving."""
+    with linger(60.0):  # however slow the machine, the role stays with readers
+        async with connected_pair() as (server, client):
+            with anyio.fail_after(TIMEOUT):
+                for i in range(200):
+                    await client.write_str(f"request {i}")
+                    line = await server.read_str()
+                    await server.write_str(f"reply to {line}")
+                    assert await client.read_str() == f"reply to request {i}"
+            # At most the first message of each end went through its pump.
+            assert channel_of(server).receiver.pump_receives <= 1
+            assert channel_of(client).receiver.pump_receives <= 1
+
+
+async def test_pump_takes_the_role_back_after_the_linger() -> None:
+    """Once reads stop, the pump receives: a close is seen without reading.
+
+    The hang-up watch (Linux) is switched off, so only the pump taking the
+    role back can notice the close.
+    """
+    recorder = CallbackRecorder()
+    async with connected_pair({"connect_callback": recorder}) as (server, client):
+        receiver = channel_of(server).receiver
+        receiver._watchable = False
+        assert await recorder.wait_for(1) == [True]
+        await client.write_str("one")
+        assert await server.read_str() == "one"  # the reader takes the role
+        by_pump = receiver.pump_receives
+        await client.close()
+        assert await recorder.wait_for(2) == [True, False]
+        assert receiver.pump_receives == by_pump  # the pump saw the end
+
+
+async def test_close_after_reads_stop_is_noticed_within_the_linger() -> None:
+    recorder = CallbackRecorder()
+    async with connected_pair({"connect_callback": recorder}) as (server, client):
+        assert await recorder.wait_for(1) == [True]
+        await client.write_str("last")
+        assert await server.read_str() == "last"  # the reader holds the role
+        started = anyio.current_time()
+        await client.close()
+        assert await recorder.wait_for(2) == [True, False]
+        # The bound is the linger plus the OS's delivery: milliseconds. A
+        # generous margin, for loaded machines.
+        assert anyio.current_time() - started < receive_module.RECEIVE_LINGER + 1.0
+        assert not server.connected
+
+
+@linux_only
+async def test_close_during_the_linger_is_noticed_at_once_on_linux() -> None:
+    """The parked pump watches for a hang-up: no need to wait for the linger."""
+    recorder = CallbackRecorder()
+    with linger(60.0):
+        async with connected_pair({"connect_callback": recorder}) as (server, client):
+            assert await recorder.wait_for(1) == [True]
+            await client.write_str("last")
+            assert await server.read_str() == "last"
+            await client.close()
+            assert await recorder.wait_for(2) == [True, False]
+
+
+async def test_reader_cancelled_inside_receive_loses_nothing() -> None:
+    with linger(60.0):
+        await _cancel_readers_inside_receive()
+
+
+async def _cancel_readers_inside_receive() -> None:
+    async with connected_pair() as (server, client):
+        receiver = channel_of(server).receiver
+        with anyio.fail_after(TIMEOUT):
+            await client.write_str("first")
+            assert await server.read_str() == "first"  # the role is the reader's
+            by_pump = receiver.pump_receives
+            for i in range(20):
+                with anyio.CancelScope() as scope:
+
+                    async def read_then_fail() -> None:
+                        await server.read_str()
+                        raise AssertionError("the read should have been cancelled")
+
+                    async with anyio.create_task_group() as task_group:
+                        task_group.start_soon(read_then_fail)
+                        await anyio.wait_all_tasks_blocked()
+                        if i % 2:  # half a message buffered already
+                            await client.write(f"message {i} ".encode())
+                            await anyio.wait_all_tasks_blocked()
+                        # The reader itself waits in stream.receive().
+                        assert receiver._receiving and receiver.pump_receives == by_pump
+                        scope.cancel()
+                if i % 2:
+                    await client.write(b"second half\r\n")
+                    assert await server.read_str() == f"message {i} second half"
+                else:
+                    await client.write_str(f"message {i}")
+                    assert await server.read_str() == f"message {i}"
+
+
+async def test_second_reader_is_refused_while_the_first_receives() -> None:
+    async with connected_pair() as (server, client):
+        with anyio.fail_after(TIMEOUT):
+            await client.write_str("first")
+            assert await server.read_str() == "first"
+            async with anyio.create_task_group() as task_group:
+                task_group.start_soon(server.read_str)
+                await anyio.wait_all_tasks_blocked()
+                assert channel_of(server).receiver._receiving
+                with pytest.raises(anyio.BusyResourceError):
+                    await server.read_str()
+                with pytest.raises(anyio.BusyResourceError):
+                    await server.read(10)
+                task_group.cancel_scope.cancel()
+            await client.write_str("second")
+            assert await server.read_str() == "second"
+
+
+@pytest.mark.parametrize("size", [1, 1000, 65536, MiB])
+async def test_bulk_reads_lose_nothing(size: int) -> None:
+    """Chunks handed out as received, or cut to ``n``, in order, all of them."""
+    payload = os.urandom(3 * MiB + 17 if size > 1 else 200_000)
+    async with connected_pair() as (server, client):
+
+        async def send() -> None:
+            for start in range(0, len(payload), 100_000):
+                await client.write(payload[start : start + 100_000])
+
+        received = bytearray()
+        with anyio.fail_after(TIMEOUT * 4):
+            async with anyio.create_task_group() as task_group:
+                task_group.start_soon(send)
+                while len(received) < len(payload):
+                    data = await server.read(size)
+                    assert 0 < len(data) <= size
+                    received += data
+        # Chunks handed out as received are counted like the others.
+        assert server.stats.bytes_received == len(payload)
+    assert zlib.crc32(received) == zlib.crc32(payload)
+    assert received == payload
+
+
+async def test_heartbeats_are_skipped_when_the_reader_receives() -> None:
+    policy = {"heartbeat_interval": 0.01}
+    async with connected_pair(policy, policy) as (server, client):
+        with anyio.fail_after(TIMEOUT):
+            for i in range(5):
+                await anyio.sleep(0.03)  # heartbeats arrive meanwhile
+                await client.write_str(f"data {i}")
+                assert await server.read_str() == f"data {i}"
+
+
+# -- fault 9: the memory bound on every backend -----------------------------------
+
+
+async def test_unread_data_held_in_memory_is_bounded_on_every_backend() -> None:
+    """After LimitOverrunError, nobody reads: at most 512 KiB + one chunk held.
+
+    On uvloop, anyio's own queue used to hold 7.5 MiB more (libuv reads up to
+    32 chunks per wake-up before anyio pauses reading).
+    """
+    async with OneClientServer(port=0) as server:
+        flood = Flood(server.port, b"n" * MiB)
+        try:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+                with pytest.raises(anytcpip.LimitOverrunError):
+                    await server.read_str()
+            await flood.wait_stalled()
+            channel = channel_of(server)
+            held = len(channel.frames) + held_by_anyio(channel)
+            assert held <= HIGH_WATER_MARK + RECEIVE_CHUNK_SIZE, held
+            assert held_by_anyio(channel) <= RECEIVE_CHUNK_SIZE
+            # Nothing was lost: what was sent is still there, in order.
+            received = 0
+            with anyio.fail_after(TIMEOUT * 4):
+                while received < flood.sent:
+                    data = await server.read(MiB)
+                    assert data == b"n" * len(data)
+                    received += len(data)
+        finally:
+            flood.sock.close()
+            flood.join()
+
+
+# -- fault 8: a disconnect while 512 KiB or more is unread ------------------------
+
+
+@linux_only
+async def test_reset_is_noticed_while_unread_data_fills_the_buffer() -> None:
+    recorder = CallbackRecorder()
+    async with OneClientServer(port=0, connect_callback=recorder) as server:
+        flood = Flood(server.port, b"u" * MiB)
+        try:
+            assert await recorder.wait_for(1) == [True]
+            await flood.wait_stalled()  # nobody reads: every buffer is full
+            reset_socket(flood.sock)
+            assert await recorder.wait_for(2) == [True, False]
+        finally:
+            flood.join()
+        assert "reset" in channel_of(server).reason
+        # The slot is free again: the next client is served, not rejected.
+        async with Client("127.0.0.1", server.port) as client:
+            await client.write_str("next")
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+                assert await server.read_str() == "next"
+        assert server.rejected_count == 0
+
+
+@linux_only
+async def test_close_is_noticed_while_the_buffer_is_full_and_nothing_is_lost() -> None:
+    """All the peer sent fits in the kernel: the close is seen, the data kept."""
+    recorder = CallbackRecorder()
+    payload = os.urandom(HIGH_WATER_MARK * 3)
+    async with OneClientServer(port=0, connect_callback=recorder) as server:
+        flood = Flood(server.port, payload, total=len(payload))
+        try:
+            assert await recorder.wait_for(1) == [True]
+            await flood.wait_done()
+            flood.sock.close()  # an orderly close, with nothing read yet
+            assert await recorder.wait_for(2) == [True, False]
+        finally:
+            flood.join()
+        assert not server.connected
+        received = bytearray()
+        with anyio.fail_after(TIMEOUT):
+            while data := await server.read(MiB):
+                received += data
+        assert received == payload
+
+
+@linux_only
+async def test_close_behind_more_than_the_buffers_hold_is_seen_once_read() -> None:
+    """The documented limit: a close queued behind unsent data needs a read.
+
+    The peer's close (FIN) comes after its data; when that data does not fit
+    in this end's buffer and the kernel's, the FIN cannot arrive until the
+    application reads. Reading is the remedy: the close is then reported and
+    no byte is lost.
+    """
+    recorder = CallbackRecorder()
+    async with OneClientServer(port=0, connect_callback=recorder) as server:
+        flood = Flood(server.port, b"v" * MiB)
+        try:
+            assert await recorder.wait_for(1) == [True]
+            await flood.wait_stalled()
+            flood.sock.shutdown(socket.SHUT_WR)  # FIN queued behind the data
+            with anyio.move_on_after(0.3):
+                await recorder.wait_for(2)
+            assert recorder.states == [True]  # not visible yet
+            received = 0
+            with anyio.fail_after(TIMEOUT * 4):
+                while data := await server.read(MiB):
+                    assert data == b"v" * len(data)
+                    received += len(data)
+            assert received == flood.sent
+            assert await recorder.wait_for(2) == [True, False]
+        finally:
+            flood.sock.close()
+            flood.join()
+
+
+@linux_only
+async def test_heartbeat_timeout_still_fires_while_the_buffer_is_full() -> None:
+    """Unread data no longer disables heartbeat_timeout: a silent peer is lost."""
+    recorder = CallbackRecorder()
+    async with OneClientServer(
+        port=0, connect_callback=recorder, heartbeat_timeout=1.0
+    ) as server:
+        flood = Flood(server.port, b"h" * MiB)
+        try:
+            assert await recorder.wait_for(1) == [True]
+            await flood.wait_stalled()  # then the peer says nothing more
+            assert await recorder.wait_for(2) == [True, False]
+            assert "heartbeat_timeout" in channel_of(server).reason
+        finally:
+            flood.sock.close()
+            flood.join()
+
+
+@linux_only
+async def test_bytes_arriving_while_the_buffer_is_full_count_as_liveness() -> None:
+    """The kernel still receiving counts: a talking peer is not declared lost."""
+    recorder = CallbackRecorder()
+    async with OneClientServer(
+        port=0, connect_callback=recorder, heartbeat_timeout=1.0
+    ) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        try:
+            assert await recorder.wait_for(1) == [True]
+            # More than the buffer takes (the rest stays in the kernel), but
+            # far less than the kernel takes: heartbeats still get in.
+            sock.sendall(b"x" * (HIGH_WATER_MARK + 2 * RECEIVE_CHUNK_SIZE))
+            for _ in range(20):  # 2 s of heartbeats, 2 timeouts' worth
+                sock.sendall(b"heartbeat\r\n")
+                await anyio.sleep(0.1)
+                assert server.connected
+            assert recorder.states == [True]
+            assert len(channel_of(server).frames) >= HIGH_WATER_MARK  # was full
+        finally:
+            sock.close()
+
+
+# -- messages -------------------------------------------------------------------------
+
+
+async def test_reset_in_the_middle_of_a_message_says_reset() -> None:
+    async with OneClientServer(port=0) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        try:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+                sock.sendall(b"0123456789")
+                assert await server.readexactly(4) == b"0123"
+                async with anyio.create_task_group() as task_group:
+
+                    async def read() -> None:
+                        with pytest.raises(anytcpip.IncompleteReadError) as info:
+                            await server.readexactly(100)
+                        assert info.value.partial == b"456789"
+                        assert info.value.expected == 100
+                        assert "reset" in str(info.value)
+                        assert "closed by the peer" not in str(info.value)
+
+                    task_group.start_soon(read)
+                    await anyio.wait_all_tasks_blocked()
+                    reset_socket(sock)
+        finally:
+            sock.close()
