@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import pickle
+from typing import Any
 
 import anyio
 import pytest
@@ -13,6 +14,7 @@ from anytcpip import (
     Client,
     IncompleteReadError,
     MessageLengthError,
+    OneClientReadLoopServer,
     OneClientServer,
     StructDispatcher,
     UnknownMessageError,
@@ -290,3 +292,51 @@ def test_errors_pickle() -> None:
     length_error = MessageLengthError("bad", 1, b"", False, 8, 24)
     copy2 = pickle.loads(pickle.dumps(length_error))
     assert (copy2.length, copy2.expected, copy2.resynchronised) == (8, 24, False)
+
+
+class SlowStructServer(OneClientReadLoopServer):
+    """Acknowledges each struct with a Status; counter 1 waits for ``gate``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate = anyio.Event()
+        self.got_slow = anyio.Event()
+        self.slow_ended = anyio.Event()
+
+    async def read_and_dispatch(self) -> None:
+        head, _ = await WITH_LENGTH.read(self)
+        if head.counter == 1:
+            self.got_slow.set()
+            try:
+                await self.gate.wait()  # the command takes a while
+            finally:
+                self.slow_ended.set()
+        await WITH_LENGTH.write(
+            self, Status(0, b"done"), header=Header(counter=head.counter)
+        )
+
+
+async def test_a_late_struct_reply_never_reaches_the_next_client() -> None:
+    recorder = CallbackRecorder()
+    async with SlowStructServer(
+        port=0, extra_client="replace", connect_callback=recorder
+    ) as server:
+        async with Client("127.0.0.1", server.port) as first:
+            assert await recorder.next() is True
+            with anyio.fail_after(TIMEOUT):
+                await WITH_LENGTH.write(
+                    first, Position((1.0, 2.0, 3.0)), header=Header(counter=1)
+                )
+                await server.got_slow.wait()
+            async with Client("127.0.0.1", server.port) as second:
+                assert await recorder.wait_for(3) == [True, False, True]
+                with anyio.fail_after(TIMEOUT):
+                    # Cancelled with its connection, before the gate opens.
+                    await server.slow_ended.wait()
+                    server.gate.set()
+                    await WITH_LENGTH.write(
+                        second, Position((4.0, 5.0, 6.0)), header=Header(counter=2)
+                    )
+                    head, body = await WITH_LENGTH.read(second)
+                    assert head.counter == 2
+                    assert isinstance(body, Status) and body.text == b"done"

@@ -698,3 +698,56 @@ async def test_peer_half_close_keeps_data_then_ends_connection() -> None:
                 # We closed our side too: the peer sees end of stream.
                 with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
                     await peer.receive()
+
+
+# -- a connect_callback that never returns ------------------------------------------
+
+
+async def test_callback_waiting_for_a_lock_held_by_the_leaving_task() -> None:
+    """The realistic trigger: the disconnect callback takes an application lock
+    that the task leaving the ``async with`` holds. The caller's timeout must
+    still end the block (the callback is cancelled), and nothing is left
+    running.
+    """
+    app_lock = anyio.Semaphore(1)  # releasable by the watchdog below
+    waiting = anyio.Event()
+    outcome: list[str] = []
+
+    async def on_change(client: Client) -> None:
+        if client.connected:
+            return
+        waiting.set()
+        try:
+            async with app_lock:
+                outcome.append("got the lock")
+        except anyio.get_cancelled_exc_class():
+            outcome.append("cancelled")
+            raise
+
+    async def watchdog() -> None:
+        # Before the fix the block could not be cancelled at all: only
+        # releasing the lock could end it, which this does after TIMEOUT.
+        await anyio.sleep(TIMEOUT)
+        outcome.append("watchdog")
+        app_lock.release()
+
+    async with OneClientServer(port=0) as server:
+        tasks_before = len(anyio.get_running_tasks())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watchdog)
+            with anyio.move_on_after(0.5) as scope:
+                async with app_lock:
+                    async with Client(
+                        "127.0.0.1", server.port, connect_callback=on_change
+                    ) as client:
+                        with anyio.fail_after(TIMEOUT):
+                            await server.wait_connected()
+                            await server.close_client()  # the client is dropped
+                            await waiting.wait()  # its callback waits for the lock
+                        # Leaving the block waits for that report, which waits
+                        # for the lock this task holds: only the timeout ends it.
+            tg.cancel_scope.cancel()
+        assert scope.cancelled_caught
+        assert outcome == ["cancelled"]
+        assert not client.connected
+        assert len(anyio.get_running_tasks()) == tasks_before

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import anyio
-import pytest
+import ssl
 
-from anytcpip import Client, OneClientServer
+import anyio
+import anyio.abc
+import pytest
+import trustme
+
+from anytcpip import BaseClientOrServer, Client, OneClientServer
 from helpers import TIMEOUT, CallbackRecorder, connected_pair, ipv6_available, raw_peer
 
 
@@ -187,3 +191,142 @@ async def test_server_bound_to_loopback_by_default() -> None:
     async with OneClientServer() as server:
         assert server.host == "127.0.0.1"
         assert server.port > 0
+
+
+# -- admission is atomic, and never waits for the old client (issue 11) -------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="module")
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(context)
+    return context
+
+
+async def test_simultaneous_tls_clients_admit_exactly_one(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    clients = 20
+    recorder = CallbackRecorder(timeout=4 * TIMEOUT)
+    rejected: list[int] = []
+    admitted: list[anyio.abc.ByteStream] = []
+    changed = anyio.Event()
+
+    async with OneClientServer(
+        port=0, ssl_context=server_context, connect_callback=recorder
+    ) as server:
+
+        async def one(i: int) -> None:
+            nonlocal changed
+            try:
+                stream = await anyio.connect_tcp(
+                    "127.0.0.1",
+                    server.port,
+                    ssl_context=client_context,
+                    tls_standard_compatible=False,
+                )
+            except (OSError, anyio.BrokenResourceError, anyio.EndOfStream):
+                rejected.append(i)  # closed during the handshake
+            else:
+                try:
+                    assert await stream.receive() == b"welcome\r\n"
+                    admitted.append(stream)
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    rejected.append(i)  # closed after the handshake
+                    await stream.aclose()
+            changed.set()
+            changed = anyio.Event()
+
+        with anyio.fail_after(4 * TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                for i in range(clients):
+                    tg.start_soon(one, i)
+                with anyio.move_on_after(2 * TIMEOUT):
+                    while len(rejected) < clients - 1:
+                        await changed.wait()
+                assert len(rejected) == clients - 1, "several clients were admitted"
+                assert server.rejected_count == clients - 1
+                assert recorder.states == [True]
+                await server.write_str("welcome")
+            assert len(admitted) == 1
+            await admitted[0].aclose()
+            assert await recorder.wait_for(2) == [True, False]
+            assert not server.connected
+
+
+async def test_replace_takes_over_at_once_from_a_client_that_stopped_reading() -> None:
+    recorder = CallbackRecorder()
+    async with OneClientServer(
+        port=0, extra_client="replace", connect_callback=recorder
+    ) as server:
+        async with raw_peer(server.port):  # never reads
+            assert await recorder.next() is True
+            with anyio.fail_after(TIMEOUT):
+                # More than the kernel's buffers hold: most of it stays queued.
+                await server.write(b"x" * (16 * 1024 * 1024))
+            async with Client("127.0.0.1", server.port) as newcomer:
+                # The old client's queue is dropped, not flushed (that took 2 s).
+                with anyio.fail_after(1.0):
+                    assert await recorder.next() is False
+                    assert await recorder.next() is True
+                    await newcomer.write_str("hello")
+                    assert await server.read_str() == "hello"
+                    await server.write_str("served")
+                    assert await newcomer.read_str() == "served"
+
+
+@pytest.mark.parametrize("extra_client", ["reject", "replace"])
+async def test_slow_connect_callback_does_not_delay_the_next_client(
+    extra_client: str,
+) -> None:
+    states: list[bool] = []
+    blocked = anyio.Event()
+    gate = anyio.Event()
+    all_reported = anyio.Event()
+
+    async def callback(conn: BaseClientOrServer) -> None:
+        states.append(conn.connected)
+        if len(states) == 2:  # the first client's departure: a slow callback
+            blocked.set()
+            await gate.wait()
+        if len(states) == 3:
+            all_reported.set()
+
+    async def serve_second(server: OneClientServer) -> None:
+        async with Client("127.0.0.1", server.port) as second:
+            await blocked.wait()
+            # Served while the callback still runs.
+            await second.write_str("hello")
+            assert await server.read_str() == "hello"
+            await server.write_str("served")
+            assert await second.read_str() == "served"
+            assert states == [True, False]
+            gate.set()
+            await all_reported.wait()
+            assert states == [True, False, True]
+
+    async with OneClientServer(
+        port=0,
+        connect_callback=callback,
+        extra_client=extra_client,  # type: ignore[arg-type]
+    ) as server:
+        with anyio.fail_after(TIMEOUT):
+            async with Client("127.0.0.1", server.port):
+                await server.wait_connected()
+                if extra_client == "replace":
+                    await serve_second(server)
+            if extra_client == "reject":
+                await blocked.wait()
+                await serve_second(server)

@@ -1,4 +1,4 @@
-"""``Client``: connect to a TCP server (API.md section 5)."""
+"""``Client``: connect to a TCP server, and optionally reconnect."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import contextlib
 import math
 import os
 import socket
-import ssl
 from typing import Any
 
 import anyio
 import anyio.abc
 
 from ._connection import BaseClientOrServer
+from ._constants import TLS_HANDSHAKE_TIMEOUT
 from ._exceptions import ConnectionLostError
+from ._options import check_timeout
 from ._reconnect import Backoff
+from ._requester import RequestMixin
 from ._socket_options import set_socket_options
 
 __all__ = ["Client"]
@@ -22,6 +24,8 @@ __all__ = ["Client"]
 
 def _reason(cause: OSError) -> str:
     """Say in a few words why a connection attempt failed."""
+    import ssl  # here, not at import time: only TLS users need it (issue 15)
+
     if isinstance(cause, ssl.SSLError):
         # errno 1 here is OpenSSL's, not EPERM: "Operation not permitted"
         # would mislead. "certificate verify failed: ..." says what happened.
@@ -55,7 +59,7 @@ def _connect_error(exc: OSError, where: str) -> OSError:
     return error
 
 
-class Client(BaseClientOrServer):
+class Client(RequestMixin, BaseClientOrServer):
     """A TCP client; ``async with Client(host, port) as client:`` connects.
 
     Parameters
@@ -65,7 +69,14 @@ class Client(BaseClientOrServer):
     port
         TCP port of the server.
     connect_timeout
-        Seconds allowed for one connection attempt (None: the OS's limit).
+        Seconds allowed for one connection attempt, TLS handshake included
+        (None: the OS's limit for TCP, and ``tls_handshake_timeout`` for TLS).
+    tls_handshake_timeout
+        Seconds allowed for the TLS handshake of one attempt (with
+        ``ssl_context`` only). Default: ``TLS_HANDSHAKE_TIMEOUT`` (10 s), the
+        server's bound, so a peer that accepts TCP but never answers the TLS
+        hello cannot hold a connection attempt forever; ``math.inf`` removes
+        the bound. The shorter of this and ``connect_timeout`` applies.
     reconnect
         A reconnection policy such as :class:`Backoff`. With one, entering
         does not wait for a connection: the client connects in the
@@ -84,7 +95,12 @@ class Client(BaseClientOrServer):
     ------
     OSError
         On entry, if the server refuses (``ConnectionRefusedError``) or cannot
-        be reached, or ``TimeoutError`` after ``connect_timeout``.
+        be reached, or ``TimeoutError`` after ``connect_timeout`` or
+        ``tls_handshake_timeout`` (the message says which). With
+        ``reconnect``, each such failure counts as a failed attempt.
+    ValueError
+        If ``port``, ``connect_timeout`` or ``tls_handshake_timeout`` is out
+        of range.
     """
 
     def __init__(
@@ -93,39 +109,51 @@ class Client(BaseClientOrServer):
         port: int,
         *,
         connect_timeout: float | None = None,
+        tls_handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT,
         reconnect: Backoff | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ValueError(f"port={port!r} must be an int in 1..65535")
-        if connect_timeout is not None and not connect_timeout > 0:
-            raise ValueError(f"connect_timeout={connect_timeout!r} must be None or > 0")
+        check_timeout("connect_timeout", connect_timeout)
+        if (
+            not isinstance(tls_handshake_timeout, (int, float))
+            or isinstance(tls_handshake_timeout, bool)
+            or not tls_handshake_timeout > 0
+        ):
+            raise ValueError(
+                f"tls_handshake_timeout={tls_handshake_timeout!r} must be a number "
+                "> 0 (math.inf for no bound)"
+            )
         if reconnect is not None and not isinstance(reconnect, Backoff):
             raise TypeError(f"reconnect={reconnect!r} must be None or a Backoff")
         self.host = host
         self.port = port
         self.connect_timeout = connect_timeout
+        self.tls_handshake_timeout = tls_handshake_timeout
+        """Seconds allowed for the TLS handshake of one connection attempt."""
         self._reconnect = reconnect
         self._pending: anyio.abc.ByteStream | None = None
-        self.reconnect_attempts = 0
+        self.reconnect_attempts: int = 0
         """Connection attempts made so far with ``reconnect``, the first
         included, successful or not (``stats.connects`` of them succeeded)."""
 
     def _describe(self) -> str:
         return f"{super()._describe()} ({self.host}:{self.port})"
 
+    def _reconnect_attempts(self) -> int:
+        return self.reconnect_attempts
+
     async def _connect(self) -> anyio.abc.ByteStream:
         where = f"{self._describe()}: cannot connect"
         timeout = self.connect_timeout if self.connect_timeout is not None else math.inf
         try:
             with anyio.fail_after(timeout):
-                stream: anyio.abc.ByteStream = await anyio.connect_tcp(
-                    self.host,
-                    self.port,
-                    ssl_context=self.ssl_context,
-                    tls_standard_compatible=False,
-                )
+                tcp = await anyio.connect_tcp(self.host, self.port)
+                stream: anyio.abc.ByteStream | None = tcp
+                if self.ssl_context is not None:
+                    stream = await self._tls_handshake(tcp)
         except TimeoutError as exc:
             raise TimeoutError(
                 f"{where}: timed out after {self.connect_timeout} s"
@@ -139,9 +167,42 @@ class Client(BaseClientOrServer):
             raise ConnectionLostError(
                 f"{where}: the server closed the connection during the TLS handshake"
             ) from exc
+        if stream is None:
+            raise TimeoutError(
+                f"{where}: TLS handshake timed out after "
+                f"{self.tls_handshake_timeout} s (the server accepted the TCP "
+                "connection but did not complete the handshake)"
+            )
         if self.keepalive:
             set_socket_options(stream)
         return stream
+
+    async def _tls_handshake(
+        self, stream: anyio.abc.ByteStream
+    ) -> anyio.abc.ByteStream | None:
+        """Wrap ``stream`` in TLS within ``tls_handshake_timeout``.
+
+        Returns None if the handshake timed out. The TCP stream is closed if
+        the handshake fails, times out or is cancelled.
+        """
+        # Imported here: it imports ssl, which only TLS users need (issue 15).
+        from anyio.streams.tls import TLSStream
+
+        try:
+            with anyio.move_on_after(self.tls_handshake_timeout) as scope:
+                return await TLSStream.wrap(
+                    stream,
+                    server_side=False,
+                    hostname=self.host,
+                    ssl_context=self.ssl_context,
+                    standard_compatible=False,
+                )
+        except BaseException:
+            await anyio.aclose_forcefully(stream)
+            raise
+        assert scope.cancelled_caught
+        await anyio.aclose_forcefully(stream)
+        return None
 
     async def _open(self) -> None:
         if self._reconnect is None:

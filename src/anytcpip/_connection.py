@@ -9,7 +9,8 @@ synchronously, in the order it happens, and ``connect_callback`` is run for
 each queued change by whichever task drains the queue first, under a lock,
 skipping a change that would repeat the last reported state. So callbacks run
 once per change and in order, even when a disconnect and the next connect
-happen back to back.
+happen back to back. That bookkeeping lives in
+:class:`~anytcpip._reporting.StateReporter`, which each instance composes.
 
 Each instance owns one task group, entered by ``__aenter__`` and left by
 ``__aexit__``; receive pumps, accept loops, heartbeats and reconnects all
@@ -18,11 +19,8 @@ run in it, so nothing outlives the ``async with``.
 
 from __future__ import annotations
 
-import codecs
-import inspect
 import json
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -30,18 +28,19 @@ from typing import Any, Literal, TypeVar
 import anyio
 import anyio.abc
 
-from ._channel import Channel
+from . import _json
+from ._binding import BOUND, Connection, bind, bound_channel, unbind
+from ._channel import Channel, ChannelState
 from ._constants import (
     DEFAULT_ENCODING,
-    DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_TERMINATOR,
-    HEARTBEAT,
 )
 from ._exceptions import FrameTooLargeError, NotConnectedError
 from ._framing import NEED_DATA, FrameBuffer, NeedData
 from ._heartbeat import send_heartbeats
-from ._request import Requester
+from ._options import ConnectionOptions, check_async_callable
+from ._reporting import StateReporter
 from ._stats import ConnectionStats, Totals
 from ._streams import ctypes_size
 from ._tcp_info import round_trip_time
@@ -54,19 +53,6 @@ ConnectCallback = Callable[[Any], Awaitable[None]]
 """An async callable taking the client or server whose state changed."""
 
 _PACKAGE_LOGGER = logging.getLogger("anytcpip")
-_JSON_SHOWN = 200  # characters of bad JSON quoted in the error message
-
-
-def _is_async_callable(obj: object) -> bool:
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
-        getattr(obj, "__call__", None)  # noqa: B004
-    )
-
-
-def _check_positive(name: str, value: float | None) -> float | None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{name}={value!r} must be None or > 0")
-    return value
 
 
 class BaseClientOrServer:
@@ -141,67 +127,41 @@ class BaseClientOrServer:
         keepalive: bool = True,
         ssl_context: Any = None,
     ) -> None:
-        if connect_callback is not None and not _is_async_callable(connect_callback):
-            raise TypeError(
-                f"connect_callback={connect_callback!r} must be an async callable "
-                "(async def callback(client_or_server))"
-            )
-        for label, value in (
-            ("terminator", terminator),
-            ("read_terminator", read_terminator),
-            ("write_terminator", write_terminator),
-        ):
-            if value is not None and (not isinstance(value, bytes) or not value):
-                raise ValueError(f"{label}={value!r} must be non-empty bytes")
-        if frame_prefix not in (1, 2, 4):
-            raise ValueError(f"frame_prefix={frame_prefix!r} must be 1, 2 or 4")
-        if frame_byteorder not in ("big", "little"):
-            raise ValueError(
-                f"frame_byteorder={frame_byteorder!r} must be 'big' or 'little'"
-            )
-        if max_frame_size is None:
-            max_frame_size = min(DEFAULT_MAX_FRAME_SIZE, 256**frame_prefix - 1)
-        if not isinstance(max_frame_size, int) or not (
-            0 < max_frame_size < 256**frame_prefix
-        ):
-            raise ValueError(
-                f"max_frame_size={max_frame_size!r} must be > 0 and fit in a "
-                f"{frame_prefix}-byte prefix"
-            )
-        try:
-            codecs.lookup(encoding)
-        except (LookupError, TypeError) as exc:
-            raise ValueError(f"unknown encoding={encoding!r}") from exc
-        if (
-            not isinstance(max_line_length, int)
-            or isinstance(max_line_length, bool)
-            or max_line_length < 1
-        ):
-            raise ValueError(f"max_line_length={max_line_length!r} must be an int >= 1")
+        check_async_callable("connect_callback", connect_callback)
+        options = ConnectionOptions.create(
+            encoding=encoding,
+            terminator=terminator,
+            read_terminator=read_terminator,
+            write_terminator=write_terminator,
+            frame_prefix=frame_prefix,
+            frame_byteorder=frame_byteorder,
+            max_frame_size=max_frame_size,
+            max_line_length=max_line_length,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            keepalive=keepalive,
+        )
+        self._options = options
         self._name = name
         base_log = log if log is not None else _PACKAGE_LOGGER
         child = type(self).__name__ + (f".{name}" if name else "")
         self._log = base_log.getChild(child)
         self._connect_callback = connect_callback
-        self._encoding = encoding
-        self._terminator = terminator if read_terminator is None else read_terminator
-        self._write_terminator = (
-            terminator if write_terminator is None else write_terminator
-        )
-        self._frame_prefix = frame_prefix
-        self._frame_byteorder: Literal["big", "little"] = frame_byteorder
-        self._max_frame_size = max_frame_size
+        # Copies of the options read on hot paths (one attribute lookup each).
+        self._encoding = options.encoding
+        self._terminator = options.read_terminator
+        self._write_terminator = options.write_terminator
+        self._frame_prefix = options.frame_prefix
+        self._frame_byteorder = options.frame_byteorder
+        self._max_frame_size = options.max_frame_size
+        self._max_line_length = options.max_line_length
+        # Heartbeat lines are skipped by text reads on a side with heartbeats.
+        self._skip = options.skipped_line
         # Totals of the connections that ended (see ``stats``).
         self._totals = Totals()
-        self._max_line_length = max_line_length
-        self.heartbeat_interval = _check_positive(
-            "heartbeat_interval", heartbeat_interval
-        )
-        self.heartbeat_timeout = _check_positive("heartbeat_timeout", heartbeat_timeout)
-        self.keepalive = keepalive
-        # Heartbeat lines are skipped by text reads on a side with heartbeats.
-        skip = heartbeat_interval is not None or heartbeat_timeout is not None
-        self._skip: bytes | None = HEARTBEAT if skip else None
+        self.heartbeat_interval: float | None = options.heartbeat_interval
+        self.heartbeat_timeout: float | None = options.heartbeat_timeout
+        self.keepalive: bool = options.keepalive
         self.ssl_context = ssl_context
 
         self._channel: Channel | None = None
@@ -209,15 +169,10 @@ class BaseClientOrServer:
         self._entered = False
         self._closed = False
         self._task_group: anyio.abc.TaskGroup | None = None
-        # Connection-state changes, queued in the order they happen.
-        self._transitions: deque[bool] = deque()
-        self._reported = False
-        self._callback_lock: anyio.Lock | None = None
-        self._reporting_task: int | None = None
-        self._state_changed: anyio.Event | None = None
+        # Connection-state changes, queued in order and reported to the callback.
+        self._reporter = StateReporter(self.call_connect_callback, self._log)
         # Set when this instance can never connect again (reconnect gave up).
         self._failure: BaseException | None = None
-        self._requester: Requester | None = None
 
     # -- properties -----------------------------------------------------------
 
@@ -278,11 +233,19 @@ class BaseClientOrServer:
             messages_received=messages_received,
             connects=totals.connects,
             disconnects=totals.disconnects,
-            reconnect_attempts=getattr(self, "reconnect_attempts", 0),
-            rejected_clients=getattr(self, "rejected_count", 0),
+            reconnect_attempts=self._reconnect_attempts(),
+            rejected_clients=self._rejected_clients(),
             last_received=last,
             round_trip_time=rtt,
         )
+
+    def _reconnect_attempts(self) -> int:
+        """Return the connection attempts so far, for ``stats`` (hook: Client)."""
+        return 0
+
+    def _rejected_clients(self) -> int:
+        """Return the clients turned away so far, for ``stats`` (hook: servers)."""
+        return 0
 
     @property
     def max_line_length(self) -> int:
@@ -298,16 +261,11 @@ class BaseClientOrServer:
         reported, even if the connection has changed again since (the next
         call will report that), so a callback always sees a consistent state.
         """
-        if self._reporting_task is not None and self._in_reporting_task():
-            return self._reported
+        reported = self._reporter.reported_state_for_current_task()
+        if reported is not None:
+            return reported
         channel = self._channel
         return channel is not None and channel.is_open
-
-    def _in_reporting_task(self) -> bool:
-        try:
-            return self._reporting_task == anyio.get_current_task().id
-        except RuntimeError:  # not in an event loop (e.g. another thread)
-            return False
 
     @property
     def should_be_connected(self) -> bool:
@@ -330,8 +288,7 @@ class BaseClientOrServer:
         if self._entered:
             raise RuntimeError(f"{self._describe()} can only be started once")
         self._entered = True
-        self._callback_lock = anyio.Lock()
-        self._state_changed = anyio.Event()
+        self._reporter.start()
         await self._open()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
@@ -352,10 +309,22 @@ class BaseClientOrServer:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
-        """Close, then stop and wait for the background tasks."""
+        """Close, then stop and wait for the background tasks.
+
+        Only closing the connection is shielded from the caller's
+        cancellation. Reporting the disconnection is not: if the caller's
+        ``fail_after``/``move_on_after`` expires while ``connect_callback``
+        runs (or waits for a lock the caller holds), the callback is
+        cancelled, the remaining reports are skipped, and the block is left.
+        """
         try:
-            with anyio.CancelScope(shield=True):
+            try:
                 await self.close()
+            except BaseException:
+                self._reporter.abandon()
+                with anyio.CancelScope(shield=True):
+                    await self._close_connection()
+                raise
         finally:
             task_group = self._task_group
             if task_group is not None:
@@ -377,13 +346,23 @@ class BaseClientOrServer:
         If a connection was up, ``connect_callback`` has run before this
         returns.
         """
+        await self._close_connection()
+        try:
+            await self._report()
+        finally:
+            self._notify_state_changed()
+
+    async def _close_connection(self) -> None:
+        """Mark this instance closed and close its connection; idempotent.
+
+        The part of :meth:`close` that must finish even when the caller is
+        cancelled: the channel closes its socket shielded.
+        """
         self._closed = True
         self._should_be_connected = False
         channel = self._channel
         if channel is not None:
             await channel.aclose()
-        await self._report()
-        self._notify_state_changed()
 
     # -- connection state and callbacks -------------------------------------
 
@@ -399,44 +378,74 @@ class BaseClientOrServer:
         self._channel = channel
         self._should_be_connected = True
         self._totals.connects += 1
-        self._transitions.append(True)
-        self._notify_state_changed()
+        self._reporter.queue(True)
         self._log.info("%s: connected", who)
         return channel
 
     def _on_channel_down(self, channel: Channel) -> None:
         self._totals.disconnects += 1
-        self._transitions.append(False)
-        self._notify_state_changed()
+        self._reporter.queue(False)
         self._log.info("%s: %s", channel.who, channel.reason)
 
     def _notify_state_changed(self) -> None:
-        event = self._state_changed
-        if event is not None:
-            self._state_changed = anyio.Event()
-            event.set()
+        """Wake the tasks waiting for a change of state (``wait_connected``)."""
+        self._reporter.notify()
 
     async def _run_channel(self, channel: Channel) -> None:
         """Serve one connection until it ends, then report the disconnection.
 
         Runs the receive pump, the heartbeat sender (if enabled) and any
         per-connection tasks of a subclass (see :meth:`_start_channel_tasks`).
+        Those are bound to the connection (see :mod:`anytcpip._binding`) and
+        cancelled when it ends: at once if this end closed it or nothing it
+        received is left unread; otherwise they may first read what is left
+        (their writes fail), and end by themselves at the end of the data.
         """
         async with anyio.create_task_group() as task_group:
             # Report the connection without delaying the pump.
             task_group.start_soon(self._report)
-            self._start_channel_tasks(channel, task_group)
+            bound_scope = anyio.CancelScope()
+            task_group.start_soon(self._run_bound_tasks, channel, bound_scope)
             heartbeat_scope = anyio.CancelScope()
             try:
-                task_group.start_soon(channel.flush_loop)
+                channel.attach(task_group)  # the flusher starts when needed
                 if self.heartbeat_interval is not None:
                     task_group.start_soon(self._heartbeats, channel, heartbeat_scope)
                 await channel.pump(receive_timeout=self.heartbeat_timeout)
             finally:
                 heartbeat_scope.cancel()
-                task_group.start_soon(self._count_when_done, channel)
+                if channel.state is ChannelState.CLOSED or not len(channel.frames):
+                    bound_scope.cancel()
+                if channel.sender.unflushed:
+                    task_group.start_soon(self._count_when_done, channel)
+                else:
+                    await self._count_when_done(channel)  # no task needed
                 with anyio.CancelScope(shield=True):
                     await self._report()
+
+    async def _run_bound_tasks(
+        self, channel: Channel, bound_scope: anyio.CancelScope
+    ) -> None:
+        """Run the tasks of :meth:`_start_channel_tasks`, bound to ``channel``."""
+        with bound_scope:
+            async with anyio.create_task_group() as task_group:
+                token = bind(self, channel)
+                try:
+                    self._start_channel_tasks(channel, task_group)
+                finally:
+                    unbind(token)
+
+    def _abort_channel(self, channel: Channel, reason: str) -> None:
+        """End ``channel`` now, from this end, without sending what is queued.
+
+        Synchronous: the connection is down (and its state change queued)
+        when this returns. Its tasks close the socket without waiting
+        (``extra_client="replace"``: the old client may have stopped reading).
+        """
+        channel._go_down(ChannelState.CLOSED, reason)
+        task_group = self._task_group
+        if task_group is not None:
+            task_group.start_soon(anyio.aclose_forcefully, channel.stream)
 
     async def _count_when_done(self, channel: Channel) -> None:
         """Add a finished connection's byte counts to the totals."""
@@ -462,31 +471,19 @@ class BaseClientOrServer:
     ) -> None:
         """Start tasks bound to one connection (hook for subclasses).
 
-        They run in a task group that is left once they all end, after the
-        connection has ended.
+        Called synchronously with the connection bound to the current context:
+        tasks started here in ``task_group`` read and write only ``channel``
+        (through the public methods), and ``task_group`` is cancelled when the
+        connection ends (see :meth:`_run_channel`). The group is left once
+        they all end.
         """
 
     async def _report(self) -> None:
-        """Run ``connect_callback`` for each queued state change, in order."""
-        lock = self._callback_lock
-        if lock is None:
-            self._transitions.clear()
-            return
-        current = anyio.get_current_task().id
-        if self._reporting_task == current:
-            # Called from within connect_callback: the outer loop reports.
-            return
-        async with lock:
-            self._reporting_task = current
-            try:
-                while self._transitions:
-                    state = self._transitions.popleft()
-                    if state == self._reported:
-                        continue
-                    self._reported = state
-                    await self.call_connect_callback()
-            finally:
-                self._reporting_task = None
+        """Run ``connect_callback`` for each queued state change, in order.
+
+        See :class:`~anytcpip._reporting.StateReporter`.
+        """
+        await self._reporter.report()
 
     async def call_connect_callback(self) -> None:
         """Call ``connect_callback`` (if any), logging any exception it raises."""
@@ -504,10 +501,9 @@ class BaseClientOrServer:
                 raise NotConnectedError(f"{self._describe()}: closed while {what}")
             if self._failure is not None:
                 raise self._failure
-            event = self._state_changed
-            if event is None:
+            if not self._reporter.started:
                 raise NotConnectedError(f"{self._describe()}: not started")
-            await event.wait()
+            await self._reporter.wait_changed()
 
     async def wait_connected(self) -> None:
         """Return once connected (at once if already connected).
@@ -521,13 +517,56 @@ class BaseClientOrServer:
 
     # -- reading ----------------------------------------------------------------
 
+    @property
+    def connection(self) -> Connection:
+        """The handle to one connection (the current one, or the task's own).
+
+        In a task that the library runs for a connection (the read loop of a
+        :class:`OneClientReadLoopServer`, and tasks it starts), this is that
+        connection, even after it has ended; elsewhere it is the current (or
+        last) connection. The handle has the read/write API and
+        ``connected``, and refuses I/O with ``ConnectionError`` once its
+        connection has ended, so a reply sent through it never reaches a
+        later client. Hand it to a task that answers a command later.
+
+        Raises
+        ------
+        NotConnectedError
+            If there has never been a connection.
+        """
+        return Connection(self, self._require_channel())
+
     def _require_channel(self) -> Channel:
+        """Return the connection that I/O of the current task goes to.
+
+        The connection the task is bound to (see :mod:`anytcpip._binding`),
+        even once it has ended (it then raises ``ConnectionError``), else the
+        current one.
+        """
         channel = self._channel
+        if BOUND.get():
+            bound = bound_channel(self)
+            if bound is not None:
+                return bound
         if channel is None:
             if self._closed:
                 raise NotConnectedError(f"{self._describe()}: closed by this end")
             raise NotConnectedError(f"{self._describe()}: not connected")
         return channel
+
+    def _unread_after_end(self) -> bool:
+        """Return True if the peer has left and what it sent is not all read.
+
+        Hook for ``asyncio_compat``: lsst.ts.tcpip's read loop goes on until
+        that data has been read.
+        """
+        channel = self._channel
+        return (
+            channel is not None
+            and not channel.is_open
+            and channel.state is not ChannelState.CLOSED
+            and bool(len(channel.frames))
+        )
 
     async def read(self, n: int) -> bytes:
         """Read up to ``n`` bytes; ``b""`` once at end of stream.
@@ -539,7 +578,7 @@ class BaseClientOrServer:
         """
         if n < 0:
             raise ValueError(f"n={n} must be >= 0")
-        return await self._require_channel().read(lambda f: f.next_some(n), 1)
+        return await self._require_channel().read_some(n)
 
     async def readexactly(self, n: int) -> bytes:
         """Read exactly ``n`` bytes.
@@ -597,7 +636,7 @@ class BaseClientOrServer:
         """
         size = ctypes_size(struct)
         channel = self._channel
-        if channel is None:
+        if channel is None or BOUND.get():  # hot path: no call when unbound
             channel = self._require_channel()
 
         if not channel.try_read_into(struct, size):
@@ -624,7 +663,7 @@ class BaseClientOrServer:
             stays usable).
         """
         channel = self._channel
-        if channel is None:
+        if channel is None or BOUND.get():  # hot path: no call when unbound
             channel = self._require_channel()
         # The common case, a message already buffered, in one synchronous call.
         result = channel.try_read_text(self._terminator, self._encoding, self._skip)
@@ -640,17 +679,12 @@ class BaseClientOrServer:
         Raises
         ------
         json.JSONDecodeError
-            If the message is not JSON; the message quotes the text. The
-            connection stays usable.
+            If the message is not JSON, including hostile JSON that nests too
+            deeply or holds an integer of too many digits; the error quotes
+            the text (truncated). The message was consumed; the connection
+            stays usable.
         """
-        text = await self.read_str()
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            shown = text if len(text) <= _JSON_SHOWN else text[:_JSON_SHOWN] + "..."
-            raise json.JSONDecodeError(
-                f"{exc.msg} in {shown!r}", exc.doc, exc.pos
-            ) from exc
+        return _json.loads(await self.read_str())
 
     # -- writing ----------------------------------------------------------------
 
@@ -744,58 +778,12 @@ class BaseClientOrServer:
         """Send ``json.dumps(obj)`` with :meth:`write_str`."""
         await self.write_str(json.dumps(obj))
 
-    # -- requests ---------------------------------------------------------------
+    # -- hooks for the layers above ----------------------------------------------
 
-    @property
-    def requester(self) -> Requester:
-        """The :class:`Requester` behind :meth:`request` and :meth:`request_json`.
+    async def _end_connection(self) -> None:
+        """End the current connection, as a request that gave up on it does.
 
-        Created on first use, with no default timeout and
-        ``reply_timeout_policy="close"``; set its ``timeout`` and
-        ``reply_timeout_policy`` attributes to change them.
+        Closes this instance; a server overrides it to drop only the client
+        and keep listening (``close_client``).
         """
-        if self._requester is None:
-            self._requester = Requester(self)
-        return self._requester
-
-    async def request(self, message: str, timeout: float | None = None) -> str:
-        """Send ``message`` with :meth:`write_str`; return the reply's :meth:`read_str`.
-
-        For protocols with one outstanding command at a time: concurrent
-        callers take turns. See :class:`Requester` (:attr:`requester`) for
-        what a timeout does to the connection, and :class:`Correlator` for
-        replies matched to commands by id.
-
-        Parameters
-        ----------
-        message
-            The command.
-        timeout
-            Seconds allowed for sending it and getting the reply; None uses
-            ``requester.timeout`` (by default no limit).
-
-        Raises
-        ------
-        RequestTimeoutError
-            If no reply came in time (a :class:`TimeoutError`).
-        ConnectionError
-            If not connected, or the connection ends before the reply.
-        """
-        return await self.requester.request(message, timeout)
-
-    async def request_json(self, obj: Any, timeout: float | None = None) -> Any:
-        """Send ``obj`` with :meth:`write_json`; return the reply's :meth:`read_json`.
-
-        As :meth:`request`, for JSON messages.
-
-        Raises
-        ------
-        RequestTimeoutError
-            If no reply came in time (a :class:`TimeoutError`).
-        ConnectionError
-            If not connected, or the connection ends before the reply.
-        json.JSONDecodeError
-            If the reply is not JSON (it was consumed; the connection stays
-            usable).
-        """
-        return await self.requester.request_json(obj, timeout)
+        await self.close()

@@ -1,4 +1,4 @@
-"""Constants shared by every part of anytcpip (API.md section 2)."""
+"""Constants shared by every part of anytcpip (exported by the package)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ KEEPALIVE_INTERVAL: Final = 15
 
 KEEPALIVE_PROBES: Final = 4
 """Unanswered TCP keepalive probes before the connection is dropped."""
+
+TLS_HANDSHAKE_TIMEOUT: Final = 10.0
+"""Seconds a TLS handshake may take, on a server and (by default) a client.
+
+A peer that accepts TCP but never answers the TLS hello cannot hold a
+connection attempt, or a server's slot, for longer than this.
+"""
 
 RECEIVE_CHUNK_SIZE: Final = 256 * 1024
 """Largest number of bytes asked of the transport by one receive call.

@@ -38,17 +38,34 @@ class OneClientReadLoopServer(OneClientServer, abc.ABC):
         task_group.start_soon(self._read_loop, channel)
 
     async def _read_loop(self, channel: Channel) -> None:
+        # Bound to ``channel`` (see ``_run_channel``): its reads and writes
+        # go to that connection only, and it is cancelled when that ends.
         try:
-            # Stop if another client has taken over (``extra_client="replace"``).
-            while self._channel is channel:
+            # Stop once another client has taken over, or once the peer has
+            # left and everything it sent has been read.
+            while self._channel is channel and (channel.is_open or len(channel.frames)):
                 await self.read_and_dispatch()
         except (ConnectionError, IncompleteReadError) as exc:
-            self._log.info("%s: read loop ended: %s", channel.who, exc)
+            self._log.info(
+                "%s: read loop ended: %s", channel.who, _reason(exc, channel)
+            )
+        except anyio.get_cancelled_exc_class():
+            if not channel.is_open:
+                self._log.info("%s: read loop ended: %s", channel.who, channel.reason)
+            raise
         except Exception:
             self._log.exception(
                 "%s: read_and_dispatch failed; closing the client", channel.who
             )
         if self._channel is channel and channel.is_open:
             self._should_be_connected = False
+            # The connection's own task reports the change (not this one,
+            # which is cancelled as the connection ends).
             await channel.aclose("the read loop failed; client closed by this end")
-            await self._report()
+
+
+def _reason(exc: BaseException, channel: Channel) -> str:
+    """Return the text of ``exc`` without the connection's name (logged already)."""
+    text = str(exc)
+    prefix = channel.who + ": "
+    return text[len(prefix) :] if text.startswith(prefix) else text

@@ -19,7 +19,10 @@ class Backoff:
     Parameters
     ----------
     initial
-        Delay before the second attempt, in seconds.
+        Delay before the second attempt, in seconds; must be > 0. (Zero
+        would never grow, since each delay is the previous one times
+        ``factor``: the client would retry as fast as it can, about a
+        thousand connects per second against a server that drops it.)
     maximum
         Upper bound of a delay, in seconds.
     factor
@@ -34,7 +37,7 @@ class Backoff:
     Raises
     ------
     ValueError
-        If a value is out of range.
+        If a value is out of range, such as ``initial=0``.
     """
 
     initial: float = 0.1
@@ -44,8 +47,11 @@ class Backoff:
     max_attempts: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.initial >= 0:
-            raise ValueError(f"initial={self.initial!r} must be >= 0")
+        if not self.initial > 0:
+            raise ValueError(
+                f"initial={self.initial!r} must be > 0: a zero delay never grows, "
+                "so the client would retry in a tight loop"
+            )
         if not self.maximum >= self.initial:
             raise ValueError(f"maximum={self.maximum!r} must be >= initial")
         if not self.factor >= 1:

@@ -1,4 +1,4 @@
-"""``OneClientServer``: serve one client at a time (API.md section 6).
+"""``OneClientServer``: serve one client at a time.
 
 Rationale
 ---------
@@ -8,6 +8,12 @@ becomes the current connection, is closed at once with nothing sent
 ("reject", counted in ``rejected_count``), or takes over from the current one
 ("replace"). The current client's receive pump runs in its own task; when it
 ends, the disconnection is reported and the next client may connect.
+
+That decision and the adoption are one synchronous step (:meth:`_admit`),
+taken after any TLS handshake: however many handshakes end at once, exactly
+one client is admitted. The accept loop never waits for ``connect_callback``
+or for a flush: a replaced client is aborted without sending what was queued
+for it, and the connections' own tasks report the changes, in order.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
-from anyio.streams.tls import TLSStream
 
 from ._connection import BaseClientOrServer
-from ._constants import DEFAULT_LOCALHOST
+from ._constants import DEFAULT_LOCALHOST, TLS_HANDSHAKE_TIMEOUT
+from ._requester import RequestMixin
 from ._socket_options import set_socket_options
 from ._streams import close_stream
 from ._workarounds import pause_reading_after_accept
@@ -29,7 +35,6 @@ from ._workarounds import pause_reading_after_accept
 __all__ = ["OneClientServer"]
 
 _ACCEPT_ERROR_BACKOFF = 0.1  # seconds to wait after accept fails (e.g. EMFILE)
-TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a new client has to complete a TLS handshake
 
 
 def _peer(stream: anyio.abc.ByteStream) -> str:
@@ -40,7 +45,7 @@ def _peer(stream: anyio.abc.ByteStream) -> str:
     return str(address) if address is not None else "?"
 
 
-class OneClientServer(BaseClientOrServer):
+class OneClientServer(RequestMixin, BaseClientOrServer):
     """A TCP server that serves one client at a time.
 
     ``async with OneClientServer(port=0) as server:`` binds and listens;
@@ -77,19 +82,29 @@ class OneClientServer(BaseClientOrServer):
                 f"extra_client={extra_client!r} must be 'reject' or 'replace'"
             )
         self.host = host
-        self.port = port
+        self.port: int = port
         self.extra_client = extra_client
-        self.rejected_count = 0
+        self.rejected_count: int = 0
         self._listener: MultiListener[anyio.abc.SocketStream] | None = None
         self._listen_scope: anyio.CancelScope | None = None
 
     def _describe(self) -> str:
         return f"{super()._describe()} ({self.host}:{self.port})"
 
+    def _rejected_clients(self) -> int:
+        return self.rejected_count
+
+    async def _end_connection(self) -> None:
+        await self.close_client()
+
+    def _listener_options(self) -> dict[str, Any]:
+        """More keywords for ``anyio.create_tcp_listener`` (hook for subclasses)."""
+        return {}
+
     async def _open(self) -> None:
         try:
             listener = await anyio.create_tcp_listener(
-                local_host=self.host, local_port=self.port
+                local_host=self.host, local_port=self.port, **self._listener_options()
             )
         except OSError as exc:
             message = f"{self._describe()}: cannot listen: {exc.strerror or exc}"
@@ -126,9 +141,12 @@ class OneClientServer(BaseClientOrServer):
                     continue
                 pause_reading_after_accept(stream)
                 if self._is_busy():
-                    await self._reject(stream)
+                    # Closed at once, before any TLS handshake: nothing sent.
+                    self._reject(stream)
+                    await anyio.aclose_forcefully(stream)
                 elif self.ssl_context is None:
-                    await self._serve_new_client(stream, task_group)
+                    if not self._admit(stream, task_group):
+                        await anyio.aclose_forcefully(stream)
                 else:
                     # The handshake must not hold up the accept loop.
                     task_group.start_soon(self._handshake, stream, task_group)
@@ -137,7 +155,8 @@ class OneClientServer(BaseClientOrServer):
         current = self._channel
         return self.extra_client == "reject" and current is not None and current.is_open
 
-    async def _reject(self, stream: anyio.abc.ByteStream) -> None:
+    def _reject(self, stream: anyio.abc.ByteStream) -> None:
+        """Count and log a rejected client (the caller closes it)."""
         self.rejected_count += 1
         self._log.info(
             "%s: client %s rejected: another client is connected (%d rejected so far)",
@@ -145,11 +164,13 @@ class OneClientServer(BaseClientOrServer):
             _peer(stream),
             self.rejected_count,
         )
-        await close_stream(stream)
 
     async def _handshake(
         self, stream: anyio.abc.ByteStream, task_group: anyio.abc.TaskGroup
     ) -> None:
+        # Imported here: it imports ssl, which only TLS users need (issue 15).
+        from anyio.streams.tls import TLSStream
+
         peer = _peer(stream)
         try:
             with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT):
@@ -159,35 +180,50 @@ class OneClientServer(BaseClientOrServer):
                     ssl_context=self.ssl_context,
                     standard_compatible=False,
                 )
-        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+        except BaseException as exc:
+            # Also when cancelled (the server is closing): never leak the socket.
+            await anyio.aclose_forcefully(stream)
+            if not isinstance(
+                exc, (OSError, anyio.BrokenResourceError, anyio.EndOfStream)
+            ):
+                raise
             self._log.warning(
                 "%s: TLS handshake with %s failed: %r", self._describe(), peer, exc
             )
-            await close_stream(stream)
             return
-        if self._is_busy():  # another client won the race
-            await self._reject(tls_stream)
-            return
-        await self._serve_new_client(tls_stream, task_group)
+        # Several handshakes may end at once: the first admitted wins.
+        if not self._admit(tls_stream, task_group):
+            await anyio.aclose_forcefully(tls_stream)
 
-    async def _serve_new_client(
+    def _admit(
         self, stream: anyio.abc.ByteStream, task_group: anyio.abc.TaskGroup
-    ) -> None:
-        who = f"{self._describe()}: client {_peer(stream)}"
+    ) -> bool:
+        """Serve a new client, or let it replace the current one; or reject it.
+
+        Synchronous, so the decision and the adoption are one atomic step:
+        no other client can be admitted in between. Nothing here waits for a
+        callback or a flush: the old connection is aborted, and its tasks and
+        the new one's report the changes (in order) in the background.
+        Returns False if the client was not admitted: the caller closes it.
+        """
         current = self._channel
-        if current is not None and current.is_open:
-            self._log.info("%s replaces the connected client", who)
-            await current.aclose("the connection was replaced by a new client")
-        # Report the previous client's departure first, so its callback sees
-        # ``connected`` False rather than the newcomer's state.
-        await self._report()
         if self._closed:
-            await close_stream(stream)
-            return
+            return False
+        if current is not None and current.is_open:
+            if self.extra_client == "reject":
+                self._reject(stream)
+                return False
+            self._log.info(
+                "%s: client %s replaces the connected client",
+                self._describe(),
+                _peer(stream),
+            )
+            self._abort_channel(current, "the connection was replaced by a new client")
         if self.keepalive:
             set_socket_options(stream)
-        channel = self._adopt(stream, who)
+        channel = self._adopt(stream, f"{self._describe()}: client {_peer(stream)}")
         task_group.start_soon(self._run_channel, channel)
+        return True
 
     async def close_client(self) -> None:
         """Drop the current client (``should_be_connected`` turns False).

@@ -1,4 +1,4 @@
-"""TCP keepalive, set portably (API.md section 8).
+"""TCP keepalive, set portably (``set_socket_options``).
 
 Where the OS lacks an option it is skipped, never an error: a connection must
 not fail because a platform cannot tune keepalive.
