@@ -1,8 +1,9 @@
 """lsst.ts.tcpip code running on anytcpip, with one import changed.
 
 This is the usage shown in lsst.ts.tcpip's User Guide: an echo server built on
-``OneClientReadLoopServer``, a ``Client``, ``start_task`` and
-``connected_task``, ``write_str``/``read_str``, and ``close``. The only
+``OneClientReadLoopServer`` (overriding its ``read_loop`` hook to greet each
+client), a ``Client``, ``start_task`` and ``connected_task``,
+``write_str``/``read_str``, and ``close``. The only
 change from code written for lsst.ts.tcpip 2.x is the import line.
 
 Run it::
@@ -21,7 +22,12 @@ TCP_TIMEOUT = 1  # seconds to wait for each message
 
 
 class EchoServer(tcpip.OneClientReadLoopServer):
-    """Send every line received back to the client."""
+    """Greet each client, then send every line received back to it."""
+
+    async def read_loop(self) -> None:
+        # Overriding a 2.2 hook works as in 2.2: read_loop runs per client.
+        await self.write_str("welcome")
+        await super().read_loop()
 
     async def read_and_dispatch(self) -> None:
         line = await self.read_str()
@@ -38,6 +44,8 @@ async def main() -> None:
     await client.start_task
     await server.connected_task
     print(f"connected to port {server.port}")
+    greeting = await asyncio.wait_for(client.read_str(), timeout=TCP_TIMEOUT)
+    print(f"greeted with {greeting!r}")
 
     for text in ("first line", "second line", "third line"):
         await asyncio.wait_for(client.write_str(text), timeout=TCP_TIMEOUT)

@@ -11,6 +11,10 @@ asyncio streams and the unittest base classes. Underneath, each instance
 drives a native :mod:`anytcpip` object (in a task of its own), so
 disconnects are noticed without polling; move to the native API at your own
 pace. Needs a running asyncio event loop (uvloop included); not for trio.
+
+``ConnectCallbackType`` is the type of ``connect_callback``: an async
+callable taking the client or server whose state changed. What still differs
+from lsst.ts.tcpip 2.2, and why, is listed in ``docs/migrating.md``.
 """
 
 from ._base import BaseClientOrServer as BaseClientOrServer

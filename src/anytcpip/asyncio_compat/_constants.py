@@ -1,7 +1,8 @@
 """The constants of lsst.ts.tcpip 2.x, with the same names and values.
 
-Most are anytcpip's own (:mod:`anytcpip._constants`); the two added here only
-exist for the compatibility layer.
+Most are anytcpip's own (:mod:`anytcpip._constants`); the two added here,
+``DEFAULT_MONITOR_CONNECTION_INTERVAL`` and ``DEFAULT_MAX_HEARTBEAT_INTERVAL``,
+only exist for the compatibility layer.
 """
 
 from __future__ import annotations

@@ -1,10 +1,17 @@
-"""``OneClientReadLoopServer``: lsst.ts.tcpip's read-loop server, on the native one.
+"""``OneClientReadLoopServer``: lsst.ts.tcpip 2.2's read-loop server.
 
-The read loop is the native :class:`anytcpip.OneClientReadLoopServer`'s: for
-each client it calls ``read_and_dispatch`` until that raises, then closes the
-client. This module adds lsst.ts.tcpip's view of it: ``read_loop_task``, a
-future per client that is done when its loop ends; ``close_client`` that
-cancels a ``read_and_dispatch`` in progress; and ``handle_received_heartbeat``.
+As in 2.2, :meth:`OneClientReadLoopServer.call_connect_callback` starts
+``read_loop_task``, a task running :meth:`~OneClientReadLoopServer.read_loop`,
+when a client connects; ``read_loop`` calls ``read_and_dispatch`` while the
+client is connected and closes the client when it raises. So a subclass that
+overrides ``read_loop`` (to send a greeting first, say) or
+``call_connect_callback`` works unchanged. The read loop is bound to its
+client (see :mod:`anytcpip.asyncio_compat._base`): it never reads from, writes
+to or closes the next one.
+
+The heartbeat monitor waits on an event that each received heartbeat sets,
+with ``max_heartbeat_interval`` as the timeout, instead of 2.2's polling
+once a second; like 2.2, it counts heartbeats, not other data.
 """
 
 from __future__ import annotations
@@ -15,43 +22,23 @@ import logging
 import time
 from typing import Any
 
-import anyio
-import anyio.abc
-
-from .._channel import Channel
 from .._constants import DEFAULT_ENCODING, DEFAULT_LOCALHOST, DEFAULT_TERMINATOR
-from .._read_loop import OneClientReadLoopServer as _NativeReadLoopServer
-from .._server import OneClientServer as _NativeServer
-from ._base import ConnectCallbackType
+from ._base import ConnectCallbackType, done_future
 from ._constants import DEFAULT_MAX_HEARTBEAT_INTERVAL
 from ._server import OneClientServer
 
 __all__ = ["OneClientReadLoopServer"]
 
-
-class _ReadLoopServer(_NativeReadLoopServer):
-    """The native read-loop server, dispatching to a compatibility instance."""
-
-    def __init__(self, owner: OneClientReadLoopServer, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._owner = owner
-
-    def _start_channel_tasks(
-        self, channel: Channel, task_group: anyio.abc.TaskGroup
-    ) -> None:
-        self._owner._read_loop_begins()
-        super()._start_channel_tasks(channel, task_group)
-
-    async def read_and_dispatch(self) -> None:
-        await self._owner._dispatch_once()
+TAI_MINUS_UTC = 37.0
+"""Seconds TAI is ahead of UTC (since 2017), for ``heartbeat_received_tai``."""
 
 
 class OneClientReadLoopServer(OneClientServer):
-    """A :class:`OneClientServer` that runs a read loop (lsst.ts.tcpip 2.x API).
+    """A :class:`OneClientServer` that runs a read loop (lsst.ts.tcpip 2.2 API).
 
     Subclasses implement :meth:`read_and_dispatch`, which reads and handles
-    one message; it is called in a loop while a client is connected. If it
-    raises, the error is logged and the client closed.
+    one message; :meth:`read_loop` calls it while a client is connected. If
+    it raises, the error is logged and the client closed.
 
     Parameters
     ----------
@@ -71,22 +58,24 @@ class OneClientReadLoopServer(OneClientServer):
     terminator
         Terminator of the text and JSON methods.
     run_heartbeat_monitor_task
-        Close the client if nothing arrives from it for
-        ``max_heartbeat_interval`` seconds, and accept heartbeats in
-        :meth:`handle_received_heartbeat`.
+        Run :meth:`monitor_received_heartbeats` for each client: close it if
+        no heartbeat (see :meth:`handle_received_heartbeat`) arrives for
+        ``max_heartbeat_interval`` seconds.
     max_heartbeat_interval
-        Seconds of silence after which the client is considered gone.
+        Seconds without a heartbeat after which the client is considered gone.
     **kwargs
-        The keywords listed in :class:`BaseClientOrServer`.
+        Keywords for :meth:`~OneClientServer.start` (see
+        :class:`OneClientServer`).
 
     Attributes
     ----------
     read_loop_task : asyncio.Future
-        Done when the read loop of the current (or last) client has ended;
-        a new future for each client.
+        The task running :meth:`read_loop` for the current (or last) client.
+    monitor_heartbeats_task : asyncio.Future
+        The task running :meth:`monitor_received_heartbeats`, if any.
     heartbeat_received_tai : float or None
-        ``time.time()`` when the last heartbeat was handled (UTC, not TAI:
-        lsst.ts.utils is not a dependency); None before the first.
+        TAI (UNIX seconds, as lsst.ts.utils.current_tai) of the last heartbeat
+        handled; None before the first.
     """
 
     def __init__(
@@ -103,15 +92,7 @@ class OneClientReadLoopServer(OneClientServer):
         max_heartbeat_interval: float = DEFAULT_MAX_HEARTBEAT_INTERVAL,
         **kwargs: Any,
     ) -> None:
-        self.read_loop_task: asyncio.Future[None] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self.read_loop_task.set_result(None)
-        self.run_heartbeat_monitor_task = run_heartbeat_monitor_task
-        self.max_heartbeat_interval = max_heartbeat_interval
-        self.heartbeat_received_tai: float | None = None
-        self._read_scope: anyio.CancelScope | None = None
-        self._read_task_id: int | None = None
+        self.read_loop_task: asyncio.Future[None] = done_future()
         super().__init__(
             host=host,
             port=port,
@@ -123,40 +104,64 @@ class OneClientReadLoopServer(OneClientServer):
             terminator=terminator,
             **kwargs,
         )
+        self.run_heartbeat_monitor_task = run_heartbeat_monitor_task
+        self.max_heartbeat_interval = max_heartbeat_interval
+        self.heartbeat_received_tai: float | None = None
+        self.monitor_heartbeats_task: asyncio.Future[None] = done_future()
+        self.monitor_heartbeats_task_start: float | None = None
+        self._heartbeat_received = asyncio.Event()
 
-    def _make_native(
-        self, host: str | None, port: int, options: dict[str, Any]
-    ) -> _NativeServer:
-        if self.run_heartbeat_monitor_task:
-            options["heartbeat_timeout"] = self.max_heartbeat_interval
-        return _ReadLoopServer(self, host=host, port=port, **options)
+    async def call_connect_callback(self) -> None:
+        """Call ``connect_callback``; start the read loop when a client connects.
 
-    def _read_loop_begins(self) -> None:
-        """Start a new ``read_loop_task`` (a client has connected)."""
-        self.read_loop_task = self._loop.create_future()
-        self.heartbeat_received_tai = None
+        On a connection, cancels the previous ``read_loop_task`` (and heartbeat
+        monitor) and starts new ones, as 2.2 does.
+        """
+        await super().call_connect_callback()
+        if self.connected:
+            self.log.info("Client connected.")
+            self.read_loop_task.cancel()
+            self.monitor_heartbeats_task.cancel()
+            try:
+                await self.read_loop_task
+            except asyncio.CancelledError:
+                pass
+            try:
+                await self.monitor_heartbeats_task
+            except asyncio.CancelledError:
+                pass
+            self.read_loop_task = asyncio.create_task(self.read_loop())
+            if self.run_heartbeat_monitor_task:
+                self.monitor_heartbeats_task = asyncio.create_task(
+                    self.monitor_received_heartbeats()
+                )
+        else:
+            self.log.info("Client disconnected.")
+            if self.monitor_heartbeats_task is not asyncio.current_task():
+                self.monitor_heartbeats_task.cancel()
 
-    async def _dispatch_once(self) -> None:
-        """Run :meth:`read_and_dispatch` once, for the native read loop."""
-        loop_task = self.read_loop_task
-        scope = anyio.CancelScope()
-        self._read_scope = scope
-        self._read_task_id = anyio.get_current_task().id
+    async def read_loop(self) -> None:
+        """Call :meth:`read_and_dispatch` while a client is connected.
+
+        (Or, after the client has left, until what it sent has been read.)
+
+        If it raises, log the error and close the client (without cancelling
+        this task). Overridable: an override may, for example, send a
+        greeting and then ``await super().read_loop()``.
+        """
         try:
-            with scope:
+            self.log.info("The read_loop begins connected? %s", self.connected)
+            # As in 2.2, what a client sent before leaving is still read.
+            while self.connected or self._unread_after_end():
+                self.log.debug("Waiting for next incoming data.")
                 await self.read_and_dispatch()
-            if scope.cancelled_caught:
-                raise ConnectionError("read loop cancelled by close_client")
-        except BaseException:
-            # The native loop ends and closes the client, as lsst.ts.tcpip's
-            # read loop does with close_client().
-            self.should_be_connected = False
-            if not loop_task.done():
-                loop_task.set_result(None)
-            raise
-        finally:
-            self._read_scope = None
-            self._read_task_id = None
+        except Exception as exc:
+            if isinstance(exc, (ConnectionError, asyncio.IncompleteReadError)):
+                # The usual end: the client left (2.2 logged a traceback).
+                self.log.info("read_loop ended: %s. Disconnecting.", exc)
+            else:
+                self.log.exception("read_loop failed. Disconnecting. %r", exc)
+            await self.close_client(cancel_read_loop_task=False)
 
     @abc.abstractmethod
     async def read_and_dispatch(self) -> None:
@@ -182,7 +187,28 @@ class OneClientReadLoopServer(OneClientServer):
                 "Unexpectedly received a heartbeat. "
                 "Please set `run_heartbeat_monitor_task` to True."
             )
-        self.heartbeat_received_tai = time.time()
+        self.heartbeat_received_tai = time.time() + TAI_MINUS_UTC
+        self._heartbeat_received.set()
+
+    async def monitor_received_heartbeats(self) -> None:
+        """Close the client once no heartbeat arrives for ``max_heartbeat_interval``.
+
+        Started for each client when ``run_heartbeat_monitor_task`` is True.
+        """
+        self.monitor_heartbeats_task_start = time.time() + TAI_MINUS_UTC
+        while True:
+            self._heartbeat_received = event = asyncio.Event()
+            try:
+                await asyncio.wait_for(event.wait(), self.max_heartbeat_interval)
+            except asyncio.TimeoutError:
+                break
+        self.log.warning(
+            "No heartbeat received for more than %s seconds. "
+            "Assuming the connection with the client has dropped.",
+            self.max_heartbeat_interval,
+        )
+        self.heartbeat_received_tai = None
+        await self.close_client()
 
     async def close_client(self, cancel_read_loop_task: bool = True) -> None:
         """Stop the read loop and close the client, if any.
@@ -190,15 +216,16 @@ class OneClientReadLoopServer(OneClientServer):
         Parameters
         ----------
         cancel_read_loop_task
-            Cancel a ``read_and_dispatch`` in progress. Ignored when called
-            from the read loop itself (from ``read_and_dispatch``).
+            Cancel ``read_loop_task`` and wait for it; False when called from
+            the read loop itself (ignored there anyway).
         """
-        scope = self._read_scope
-        if cancel_read_loop_task and scope is not None:
+        loop_task = self.read_loop_task
+        if cancel_read_loop_task and loop_task is not asyncio.current_task():
+            self.log.debug("Cancelling read_loop_task.")
+            loop_task.cancel()
             try:
-                current = anyio.get_current_task().id
-            except RuntimeError:  # pragma: no cover - not in an event loop
-                current = None
-            if current != self._read_task_id:
-                scope.cancel()
+                await loop_task
+            except asyncio.CancelledError:
+                pass
+        self.log.debug("Closing client.")
         await super().close_client()

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import unittest
 from collections.abc import AsyncGenerator
-from typing import Any, Literal
+from typing import Any
 
 from .._constants import DEFAULT_LOCALHOST, HEARTBEAT
 from ._base import BaseClientOrServer, ConnectCallbackType
@@ -50,7 +50,7 @@ class BaseOneClientServerTestCase(unittest.IsolatedAsyncioTestCase):
 
     def run(self, result: Any = None) -> Any:
         """Set ``log`` and ``connect_queue``, then run the test."""
-        self.log = logging.getLogger(type(self).__name__)
+        self.log: logging.Logger = logging.getLogger(type(self).__name__)
         self.connect_queue: asyncio.Queue[bool] | None = None
         return super().run(result=result)
 
@@ -92,29 +92,21 @@ class BaseOneClientServerTestCase(unittest.IsolatedAsyncioTestCase):
 
     @contextlib.asynccontextmanager
     async def create_server(
-        self,
-        *,
-        port: int = 0,
-        host: str | None = DEFAULT_LOCALHOST,
-        connect_callback: ConnectCallbackType | Literal[True] | None = True,
-        name: str = "",
-        **kwargs: Any,
+        self, **kwargs: Any
     ) -> AsyncGenerator[OneClientServer, None]:
         """Run a server of class ``server_class``; close it on exit.
 
+        Calls ``server_class(port=0, log=self.log, **kwargs)``, adding
+        ``host=DEFAULT_LOCALHOST`` (unless given) only when ``server_class``
+        is :class:`OneClientServer` itself, exactly as lsst.ts.tcpip 2.2 does.
+        No ``connect_callback`` is added: pass
+        ``connect_callback=self.connect_callback`` to fill ``connect_queue``.
+
         Parameters
         ----------
-        port
-            Port; 0 (the default) picks a free one.
-        host
-            Address to listen on.
-        connect_callback
-            True (the default) for :meth:`connect_callback`, None for none,
-            or an async function.
-        name
-            Name used in log messages.
         **kwargs
-            More keywords for the server's constructor (not ``log``).
+            More keywords for the server's constructor (not ``port`` or
+            ``log``).
 
         Yields
         ------
@@ -131,18 +123,10 @@ class BaseOneClientServerTestCase(unittest.IsolatedAsyncioTestCase):
                 "You must set class variable server_class "
                 "to OneClientServer or a subclass"
             )
+        if self.server_class is OneClientServer:
+            kwargs.setdefault("host", DEFAULT_LOCALHOST)
         self.connect_queue = asyncio.Queue()
-        callback: ConnectCallbackType | None = (
-            self.connect_callback if connect_callback is True else connect_callback
-        )
-        async with self.server_class(
-            host=host,
-            port=port,
-            log=self.log,
-            connect_callback=callback,
-            name=name,
-            **kwargs,
-        ) as server:
+        async with self.server_class(port=0, log=self.log, **kwargs) as server:
             yield server
 
     @contextlib.asynccontextmanager
@@ -185,7 +169,7 @@ class BaseOneClientReadLoopServerTestCase(unittest.IsolatedAsyncioTestCase):
 
     async def asyncSetUp(self) -> None:
         """Make ``self.log``."""
-        self.log = logging.getLogger(type(self).__name__)
+        self.log: logging.Logger = logging.getLogger(type(self).__name__)
 
     @contextlib.asynccontextmanager
     async def create_server_and_client(self) -> AsyncGenerator[None, None]:
@@ -253,9 +237,9 @@ class TestOneClientReadLoopServer(OneClientReadLoopServer):
 
     def __init__(
         self,
-        host: str | None,
-        port: int | None,
-        log: logging.Logger | None,
+        host: str | None = DEFAULT_LOCALHOST,
+        port: int | None = 0,
+        log: logging.Logger | None = None,
         connect_callback: ConnectCallbackType | None = None,
         name: str = "",
         **kwargs: Any,
@@ -269,7 +253,7 @@ class TestOneClientReadLoopServer(OneClientReadLoopServer):
             **kwargs,
         )
         self._data_queue: asyncio.Queue[str] = asyncio.Queue()
-        self.fail_next_read = False
+        self.fail_next_read: bool = False
 
     async def read_and_dispatch(self) -> None:
         """Read one message; queue it, or handle it if it is a heartbeat.
