@@ -35,7 +35,9 @@ from ._memory import (
     memory_pair,
     memory_stream_pair,
 )
+from ._replay import ReplayServer, ignore_bytes, ignore_json_fields, regex_key
 from ._server import OneClientServer
+from ._tap import Tap
 
 _ServerT = TypeVar("_ServerT", bound=OneClientServer)
 
@@ -44,11 +46,16 @@ __all__ = [
     "MakePair",
     "MemoryByteStream",
     "MemoryConnection",
+    "ReplayServer",
+    "Tap",
     "check_connection",
     "connect_client",
     "connected_pair",
+    "ignore_bytes",
+    "ignore_json_fields",
     "memory_pair",
     "memory_stream_pair",
+    "regex_key",
     "start_server",
 ]
 

@@ -1,0 +1,591 @@
+"""``Tap``: a transparent one-client TCP proxy that shows and records messages.
+
+Rationale
+---------
+A client connects to the tap; the tap then connects to the target (the real
+controller), one target connection per client connection, so each client
+session is a fresh session with the controller, exactly as without the tap.
+Two pumps forward raw chunks, one per direction, as soon as they arrive:
+nothing is re-framed, reordered, dropped or altered. Only *after* a chunk is
+forwarded is a copy cut into messages (:mod:`._tap_framing`) for the display
+and the recording, so neither adds latency to the forwarding.
+
+Ends propagate as they happened: an EOF (FIN) from one side becomes
+``send_eof()`` towards the other (a half-close: the other direction keeps
+flowing), and a reset (RST) from one side becomes a reset of the other (an
+abortive close: ``SO_LINGER`` with a zero timeout, then close). The session
+ends when both directions have ended, or at once on a reset.
+
+While a session runs, other clients are accepted and closed at once with
+nothing sent, as :class:`OneClientServer` does. A target that cannot be
+reached is logged, the client is reset (the nearest a proxy can come to a
+refused connection), and ``on_target_error`` is called; the tap keeps
+listening.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Literal
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.stapled import MultiListener
+
+from ._constants import DEFAULT_LOCALHOST
+from ._streams import close_stream
+from ._tap_framing import MessageSplitter, format_record
+from .recording import (
+    Direction,
+    Framing,
+    Header,
+    Record,
+    Recording,
+    RecordingWriter,
+    RecordKind,
+)
+
+__all__ = ["Tap"]
+
+CHUNK_SIZE = 65536
+"""The most bytes forwarded per receive."""
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""Seconds the tap waits for the target to accept a connection."""
+
+_OTHER: dict[Direction, Direction] = {"c2s": "s2c", "s2c": "c2s"}
+_STREAM_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+def _address(stream: anyio.abc.ByteStream) -> str:
+    address = stream.extra(SocketAttribute.remote_address, None)
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) if address is not None else "?"
+
+
+def host_port(host: str | None, port: int) -> str:
+    host = host or "*"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def describe_error(error: OSError) -> str:
+    """Return the OS's own words for ``error`` (e.g. "Connection refused")."""
+    if error.errno:
+        return os.strerror(error.errno)
+    return error.strerror or str(error)
+
+
+def _os_error(exc: OSError) -> OSError:
+    """Return the OS's own error behind anyio's "All connection attempts failed".
+
+    anyio chains the attempt's error (or a group of them, one per address)
+    as the cause; the first one with an ``errno`` keeps its type (e.g.
+    ``ConnectionRefusedError``).
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return cause
+        inner = getattr(cause, "exceptions", None)  # an exception group
+        if isinstance(inner, tuple) and inner:
+            cause = inner[0]
+        else:
+            cause = cause.__cause__
+    return exc
+
+
+async def abort_stream(stream: anyio.abc.ByteStream) -> None:
+    """Close ``stream`` abortively, so that its peer sees a reset (RST).
+
+    ``SO_LINGER`` with a zero timeout makes the close send an RST instead of
+    a FIN. A stream without a socket is just closed.
+    """
+    sock = stream.extra(SocketAttribute.raw_socket, None)
+    if sock is not None:
+        try:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+        except (OSError, ValueError):  # already closed (uvloop: ValueError)
+            pass
+    with anyio.CancelScope(shield=True):
+        await close_stream(stream)
+
+
+class _Session:
+    """One client connection and its target connection."""
+
+    def __init__(
+        self,
+        number: int,
+        client: anyio.abc.ByteStream,
+        server: anyio.abc.ByteStream,
+        framing: Framing,
+    ) -> None:
+        self.number = number
+        self.streams: dict[Direction, anyio.abc.ByteStream] = {
+            "c2s": server,  # where c2s data goes
+            "s2c": client,
+        }
+        self.client = client
+        self.server = server
+        self.splitters = {
+            "c2s": MessageSplitter(framing),
+            "s2c": MessageSplitter(framing),
+        }
+        self.reset: Direction | None = None
+        self.scope = anyio.CancelScope()
+
+
+class Tap:
+    """A transparent one-client proxy that shows and records each message.
+
+    ``async with Tap(target_host, target_port, record=path) as tap:`` listens
+    on ``tap.host``:``tap.port``; point the client there instead of at the
+    controller. Each client connection gets its own connection to the
+    target; bytes flow both ways unchanged, and each message is shown (with
+    ``display``) and recorded (with ``record``) after it is forwarded.
+
+    Parameters
+    ----------
+    target_host, target_port
+        The real controller.
+    host
+        Address to listen on; None for all interfaces. Default: loopback.
+    port
+        Port to listen on; 0 picks a free one (see :attr:`Tap.port`).
+    framing
+        How to cut messages for display and recording: a
+        :class:`~anytcpip.recording.Framing`, or its kind (``"lines"``,
+        ``"json"``, ``"frames"``, ``"raw"``) with the default options.
+    record
+        Where to record the session(s): a file path (JSON Lines, see
+        :mod:`anytcpip.recording`), a list (to which each
+        :class:`~anytcpip.recording.Record` is appended), or None.
+    display
+        Called with each formatted entry (timestamp, direction, decoded
+        message; connects, EOFs, resets); e.g. ``print``. None shows nothing.
+    hide_heartbeats
+        Do not display heartbeat lines (they are still forwarded and
+        recorded).
+    connect_timeout
+        Seconds to wait for the target to accept each connection.
+    on_target_error
+        Called with the error when the target cannot be reached for a
+        client (the client is reset, the error logged, and the tap keeps
+        listening).
+    log
+        Logger; default: the ``anytcpip.tap`` logger.
+
+    Attributes
+    ----------
+    header
+        The recording's header (also when recording to a list).
+    rejected_count
+        How many extra clients were turned away.
+    sessions
+        How many client sessions have started.
+    target_errors
+        Every error met connecting to the target.
+    record_error
+        Why recording stopped, if writing the file failed (the tap logs it
+        and keeps forwarding).
+    """
+
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        host: str | None = DEFAULT_LOCALHOST,
+        port: int = 0,
+        framing: Framing | Literal["lines", "json", "frames", "raw"] = "lines",
+        record: str | os.PathLike[str] | list[Record] | None = None,
+        display: Callable[[str], object] | None = None,
+        hide_heartbeats: bool = False,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        on_target_error: Callable[[OSError], object] | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        for name, value in (("target_port", target_port), ("port", port)):
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not 0 <= value < 65536
+            ):
+                raise ValueError(f"{name}={value!r} must be an int in 0..65535")
+        if not connect_timeout > 0:
+            raise ValueError(f"connect_timeout={connect_timeout!r} must be > 0")
+        self.target_host = target_host
+        self.target_port = target_port
+        self.host = host
+        self.port: int = port
+        """The port the tap listens on (the real one once entered, even for 0)."""
+        self.framing: Framing = (
+            framing if isinstance(framing, Framing) else Framing(framing)
+        )
+        self.display = display
+        self.hide_heartbeats = hide_heartbeats
+        self.connect_timeout = connect_timeout
+        self.on_target_error = on_target_error
+        self.log: logging.Logger = log or logging.getLogger("anytcpip.tap")
+        self.header: Header = Header.now(self.framing, target=self.target)
+        self.rejected_count: int = 0
+        self.sessions: int = 0
+        self.target_errors: list[OSError] = []
+        self.record_error: OSError | None = None
+        self._record = record
+        self._records: list[Record] | None = None
+        self._writer: RecordingWriter | None = None
+        self._t0 = time.perf_counter()
+        self._listener: MultiListener[anyio.abc.SocketStream] | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._session: _Session | None = None
+        self._ended = 0
+        self._changed: anyio.Event | None = None  # created when entered
+        self._entered = False
+
+    @property
+    def target(self) -> str:
+        """The target as ``host:port``."""
+        return host_port(self.target_host, self.target_port)
+
+    @property
+    def connected(self) -> bool:
+        """Whether a client session is running."""
+        return self._session is not None
+
+    @property
+    def recording(self) -> Recording:
+        """What was recorded to a list, as a :class:`~anytcpip.recording.Recording`.
+
+        Raises
+        ------
+        RuntimeError
+            If ``record`` was not a list (load a file with
+            :func:`anytcpip.recording.load`).
+        """
+        if not isinstance(self._record, list):
+            raise RuntimeError("recording() needs record=[] (a list)")
+        return Recording(self.header, self._record)
+
+    @property
+    def sessions_ended(self) -> int:
+        """How many client sessions have ended."""
+        return self._ended
+
+    # -- life cycle ---------------------------------------------------------------
+
+    async def __aenter__(self) -> Tap:
+        if self._entered:
+            raise RuntimeError("a Tap can only be started once")
+        self._entered = True
+        try:
+            await anyio.getaddrinfo(
+                self.target_host, self.target_port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise type(exc)(
+                exc.errno or 0, f"cannot resolve target {self.target}: {reason}"
+            ) from exc
+        try:
+            listener = await anyio.create_tcp_listener(
+                local_host=self.host, local_port=self.port
+            )
+        except OSError as exc:
+            message = (
+                f"tap: cannot listen on {host_port(self.host, self.port)}: "
+                f"{exc.strerror or exc}"
+            )
+            raise OSError(exc.errno or 0, message) from exc
+        self._listener = listener
+        self.port = listener.extra(SocketAttribute.local_port)
+        self._changed = anyio.Event()
+        self._t0 = time.perf_counter()
+        self.header = Header.now(
+            self.framing, host_port(self.host, self.port), self.target
+        )
+        try:
+            if isinstance(self._record, list):
+                self._records = self._record
+            elif self._record is not None:
+                try:
+                    self._writer = RecordingWriter(self._record, self.header)
+                except OSError as exc:
+                    path = os.fspath(self._record)
+                    reason = exc.strerror or str(exc)
+                    raise OSError(
+                        exc.errno or 0,
+                        f"tap: cannot write the recording {path}: {reason}",
+                    ) from exc
+            task_group = anyio.create_task_group()
+            await task_group.__aenter__()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await close_stream(listener)
+            if self._writer is not None:
+                self._writer.close()
+            raise
+        self._task_group = task_group
+        for one in listener.listeners:
+            task_group.start_soon(self._accept_loop, one, task_group)
+        self.log.info(
+            "tap: listening on %s, forwarding to %s",
+            host_port(self.host, self.port),
+            self.target,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop listening, end the session (closing both sides), close the file."""
+        task_group, self._task_group = self._task_group, None
+        listener, self._listener = self._listener, None
+        try:
+            if listener is not None:
+                with anyio.CancelScope(shield=True):
+                    await close_stream(listener)
+            if task_group is not None:
+                task_group.cancel_scope.cancel()
+                await task_group.__aexit__(None, None, None)
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+
+    async def wait_sessions_ended(self, count: int = 1) -> None:
+        """Wait until ``count`` client sessions have ended (at once if they have).
+
+        Bound it with ``anyio.fail_after``.
+        """
+        while self._ended < count:
+            assert self._changed is not None, "the tap is not running"
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        event, self._changed = self._changed, anyio.Event()
+        if event is not None:
+            event.set()
+
+    # -- accepting ------------------------------------------------------------------
+
+    async def _accept_loop(
+        self,
+        listener: anyio.abc.Listener[anyio.abc.SocketStream],
+        task_group: anyio.abc.TaskGroup,
+    ) -> None:
+        accept = getattr(listener, "accept")  # noqa: B009  (SocketListener API)
+        while True:
+            try:
+                client = await accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            except OSError as exc:
+                self.log.warning("tap: accept failed: %r", exc)
+                await anyio.sleep(0.1)
+                continue
+            if self._session is not None:
+                self.rejected_count += 1
+                self.log.info(
+                    "tap: client %s rejected: another client is connected "
+                    "(%d rejected so far)",
+                    _address(client),
+                    self.rejected_count,
+                )
+                await close_stream(client)
+                continue
+            self.sessions += 1
+            # Claimed before the next accept, so a second client is rejected.
+            self._session = _Session(self.sessions, client, client, self.framing)
+            task_group.start_soon(self._serve, self._session)
+
+    async def _serve(self, session: _Session) -> None:
+        client = session.client
+        try:
+            try:
+                with anyio.fail_after(self.connect_timeout):
+                    server = await anyio.connect_tcp(self.target_host, self.target_port)
+            except (OSError, TimeoutError) as exc:
+                await self._target_failed(session, exc)
+                return
+            session.server = server
+            session.streams["c2s"] = server
+            connect = Record(
+                self._now(),
+                "connect",
+                None,
+                b"",
+                session.number,
+                client=_address(client),
+            )
+            self._emit(connect)
+            self.log.info(
+                "tap: session %d: client %s <-> target %s",
+                session.number,
+                _address(client),
+                self.target,
+            )
+            try:
+                with session.scope:
+                    async with anyio.create_task_group() as task_group:
+                        task_group.start_soon(self._pump, session, "c2s")
+                        task_group.start_soon(self._pump, session, "s2c")
+            finally:
+                with anyio.CancelScope(shield=True):
+                    if session.reset is None:
+                        await close_stream(server)
+                        await close_stream(client)
+                    self._emit(Record(self._now(), "close", None, b"", session.number))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await close_stream(client)  # if cancelled while connecting
+            if self._session is session:
+                self._session = None
+            self._ended += 1
+            self._notify()
+
+    async def _target_failed(self, session: _Session, exc: BaseException) -> None:
+        if isinstance(exc, OSError):
+            error = _os_error(exc)
+            reason = describe_error(error)
+        else:
+            reason = f"no answer within {self.connect_timeout} s"
+            error = TimeoutError(reason)
+        self.target_errors.append(error)
+        self.log.error(
+            "tap: cannot connect to target %s for client %s: %s; resetting the client",
+            self.target,
+            _address(session.client),
+            reason,
+        )
+        await abort_stream(session.client)
+        if self.on_target_error is not None:
+            try:
+                self.on_target_error(error)
+            except Exception:
+                self.log.exception("tap: on_target_error failed")
+
+    # -- forwarding -------------------------------------------------------------------
+
+    async def _pump(self, session: _Session, direction: Direction) -> None:
+        source = session.streams[_OTHER[direction]]
+        sink = session.streams[direction]
+        while True:
+            try:
+                data = await source.receive(CHUNK_SIZE)
+            except anyio.EndOfStream:
+                self._observe(session, direction, b"")
+                self._event(session, "eof", direction)
+                try:
+                    await sink.send_eof()
+                except _STREAM_ERRORS:
+                    pass
+                return
+            except _STREAM_ERRORS:
+                self._observe(session, direction, b"")
+                await self._reset(session, direction)
+                return
+            try:
+                await sink.send(data)
+            except _STREAM_ERRORS:
+                # The receiving side is gone (it reset, or closed and the OS
+                # answered with a reset): reset the sending side too.
+                self._observe(session, direction, data)
+                await self._reset(session, _OTHER[direction])
+                return
+            self._observe(session, direction, data)
+
+    async def _reset(self, session: _Session, direction: Direction) -> None:
+        """``direction``'s sender reset: reset the other side, end the session."""
+        if session.reset is not None:
+            return
+        session.reset = direction
+        self._event(session, "reset", direction)
+        victim = session.client if direction == "s2c" else session.server
+        other = session.server if direction == "s2c" else session.client
+        await abort_stream(victim)
+        with anyio.CancelScope(shield=True):
+            await close_stream(other)  # already broken: just release it
+        session.scope.cancel()
+
+    # -- observing --------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def _event(self, session: _Session, kind: RecordKind, direction: Direction) -> None:
+        self._emit(Record(self._now(), kind, direction, b"", session.number))
+        who = "client" if direction == "c2s" else "target"
+        self.log.info(
+            "tap: session %d: %s %s",
+            session.number,
+            who,
+            "closed its side (EOF)" if kind == "eof" else "reset the connection",
+        )
+
+    def _observe(self, session: _Session, direction: Direction, data: bytes) -> None:
+        messages = session.splitters[direction].feed(data)
+        if not messages:
+            return
+        now = self._now()
+        framing = self.framing
+        for message, partial in messages:
+            self._emit(
+                Record(
+                    now,
+                    "data",
+                    direction,
+                    message,
+                    session.number,
+                    heartbeat=framing.is_heartbeat(message),
+                    partial=partial,
+                )
+            )
+
+    def _emit(self, record: Record) -> None:
+        # Forwarding never stops for the display or the recording: if one
+        # fails (disk full, stdout closed), it is logged and turned off.
+        writer = self._writer
+        if writer is not None:
+            try:
+                writer.write(record)
+            except OSError as exc:
+                self._writer = None
+                self.record_error = exc
+                self.log.error(
+                    "tap: cannot write the recording %s: %s; recording stopped "
+                    "(forwarding goes on)",
+                    writer.path,
+                    exc,
+                )
+                with contextlib.suppress(OSError):
+                    writer.close()
+        elif self._records is not None:
+            self._records.append(record)
+        display = self.display
+        if display is not None and not (record.heartbeat and self.hide_heartbeats):
+            try:
+                display(format_record(record, self.framing))
+            except Exception as exc:
+                self.display = None
+                self.log.error(
+                    "tap: the display failed: %r; display stopped (forwarding goes on)",
+                    exc,
+                )
