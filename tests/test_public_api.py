@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import types
 
 import anytcpip
@@ -104,3 +105,55 @@ def test_no_code_path_evaluates_received_data() -> None:
                     assert alias.name not in forbidden_modules, (path, alias.name)
             if isinstance(node, ast.ImportFrom):
                 assert (node.module or "") not in forbidden_modules, path
+
+
+# -- the API reference (docs/api/) covers every public name ----------------------
+
+
+def _public_modules() -> list[str]:
+    """``anytcpip`` and each of its public submodules (no leading ``_``)."""
+    import pkgutil
+
+    return ["anytcpip"] + [
+        info.name
+        for info in pkgutil.iter_modules(anytcpip.__path__, "anytcpip.")
+        if not info.name.rpartition(".")[2].startswith("_")
+    ]
+
+
+def _api_reference() -> str:
+    import pathlib
+
+    api = pathlib.Path(__file__).resolve().parent.parent / "docs" / "api"
+    return "\n".join(page.read_text() for page in sorted(api.glob("*.md")))
+
+
+def _documented_by_automodule(reference: str, module: str) -> bool:
+    """Whether ``.. automodule:: MODULE`` documents all of ``__all__``."""
+    match = re.search(
+        rf"^\.\. automodule:: {re.escape(module)}\n((?:   .*\n)*)", reference, re.M
+    )
+    return match is not None and "   :members:\n" in match.group(1)
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    """Each name of each public module's ``__all__`` has an entry in docs/api/.
+
+    Either its own directive (``.. autoclass:: anytcpip.Client``) or, for
+    ``anytcpip.testing`` and the like, an ``automodule`` with ``:members:``,
+    which documents ``__all__``. Add a new name to the page of its topic.
+    """
+    import importlib
+
+    reference = _api_reference()
+    missing = []
+    for module_name in _public_modules():
+        module = importlib.import_module(module_name)
+        if _documented_by_automodule(reference, module_name):
+            continue
+        for name in module.__all__:
+            if name == "__version__":
+                continue
+            if not re.search(rf":: {re.escape(module_name)}\.{name}$", reference, re.M):
+                missing.append(f"{module_name}.{name}")
+    assert not missing, f"not in docs/api/*.md: {missing}"

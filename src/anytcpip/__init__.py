@@ -2,11 +2,12 @@
 
 Built on anyio byte streams and task groups: the same code runs on every
 backend, with structured concurrency, event-driven disconnect detection and
-bounded memory. See https://pypi.org/project/anytcpip/ for the guide.
+bounded memory. The guide and the API reference: https://anytcpip.readthedocs.io
 """
 
 import logging as _logging
 
+from ._binding import Connection as Connection
 from ._client import Client as Client
 from ._connection import BaseClientOrServer as BaseClientOrServer
 from ._connection import ConnectCallback as ConnectCallback
@@ -23,22 +24,23 @@ from ._constants import LOCAL_HOST as LOCAL_HOST
 from ._constants import LOCALHOST_IPV4 as LOCALHOST_IPV4
 from ._constants import LOCALHOST_IPV6 as LOCALHOST_IPV6
 from ._constants import TERMINATOR as TERMINATOR
-from ._dispatch import MessageLengthError as MessageLengthError
+from ._correlator import Correlator as Correlator
 from ._dispatch import StructDispatcher as StructDispatcher
-from ._dispatch import UnknownMessageError as UnknownMessageError
 from ._exceptions import AnyTcpIpError as AnyTcpIpError
+from ._exceptions import BadMessageError as BadMessageError
 from ._exceptions import ConnectionLostError as ConnectionLostError
 from ._exceptions import FrameTooLargeError as FrameTooLargeError
 from ._exceptions import IncompleteReadError as IncompleteReadError
 from ._exceptions import LimitOverrunError as LimitOverrunError
+from ._exceptions import MessageLengthError as MessageLengthError
 from ._exceptions import NotConnectedError as NotConnectedError
+from ._exceptions import RequestTimeoutError as RequestTimeoutError
+from ._exceptions import UnknownMessageError as UnknownMessageError
 from ._framing import NEED_DATA as NEED_DATA
 from ._framing import FrameBuffer as FrameBuffer
 from ._read_loop import OneClientReadLoopServer as OneClientReadLoopServer
 from ._reconnect import Backoff as Backoff
-from ._request import Correlator as Correlator
-from ._request import Requester as Requester
-from ._request import RequestTimeoutError as RequestTimeoutError
+from ._requester import Requester as Requester
 from ._server import OneClientServer as OneClientServer
 from ._socket_options import set_socket_options as set_socket_options
 from ._stats import ConnectionStats as ConnectionStats
@@ -64,9 +66,11 @@ __all__ = (
     "TERMINATOR",
     "AnyTcpIpError",
     "Backoff",
+    "BadMessageError",
     "BaseClientOrServer",
     "Client",
     "ConnectCallback",
+    "Connection",
     "ConnectionLostError",
     "ConnectionStats",
     "Correlator",

@@ -1,8 +1,11 @@
 """pytest fixtures for testing code built on anytcpip.
 
 pytest loads this plugin automatically once anytcpip is installed (it is
-registered under the ``pytest11`` entry point), so the fixtures below are
-available in every test without an import. The async ones run under anyio's
+registered under the ``pytest11`` entry point, as ``anytcpip``), so the
+fixtures below are available in every test without an import. Loading it
+costs nothing: it imports anytcpip only when a test first uses one of its
+fixtures. Turn it off with ``pytest -p no:anytcpip`` (on the command line,
+or in ``addopts``). The async ones run under anyio's
 pytest plugin (it ships inside anyio: do not install ``pytest-anyio``), so a
 test that uses them must be an anyio test: ``anyio_mode = "auto"`` in the
 pytest configuration, or ``@pytest.mark.anyio``.
@@ -37,14 +40,13 @@ In a test module (with ``anyio_mode = "auto"``)::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
-import pytest
-
-from ._client import Client
-from ._server import OneClientServer
-from .testing import CallbackRecorder, connect_client, start_server
+# The fixtures live in a module outside the package, so that pytest's start-up
+# does not import anytcpip in every project of the environment.
+from _anytcpip_pytestplugin import anytcpip_client as anytcpip_client
+from _anytcpip_pytestplugin import anytcpip_recorder as anytcpip_recorder
+from _anytcpip_pytestplugin import anytcpip_server as anytcpip_server
+from _anytcpip_pytestplugin import anytcpip_server_class as anytcpip_server_class
+from _anytcpip_pytestplugin import anytcpip_server_kwargs as anytcpip_server_kwargs
 
 __all__ = [
     "anytcpip_client",
@@ -53,40 +55,3 @@ __all__ = [
     "anytcpip_server_class",
     "anytcpip_server_kwargs",
 ]
-
-
-@pytest.fixture
-def anytcpip_recorder() -> CallbackRecorder:
-    """Record the connection states of ``anytcpip_server``."""
-    return CallbackRecorder()
-
-
-@pytest.fixture
-def anytcpip_server_class() -> type[OneClientServer]:
-    """Name the class ``anytcpip_server`` starts; override it to test yours."""
-    return OneClientServer
-
-
-@pytest.fixture
-def anytcpip_server_kwargs() -> dict[str, Any]:
-    """Extra keyword arguments for the server's constructor."""
-    return {}
-
-
-@pytest.fixture
-async def anytcpip_server(
-    anytcpip_server_class: type[OneClientServer],
-    anytcpip_server_kwargs: dict[str, Any],
-    anytcpip_recorder: CallbackRecorder,
-) -> AsyncIterator[OneClientServer]:
-    """Run a server on ``127.0.0.1`` and a free port."""
-    kwargs = {"connect_callback": anytcpip_recorder, **anytcpip_server_kwargs}
-    async with start_server(anytcpip_server_class, **kwargs) as server:
-        yield server
-
-
-@pytest.fixture
-async def anytcpip_client(anytcpip_server: OneClientServer) -> AsyncIterator[Client]:
-    """Connect a :class:`~anytcpip.Client` to ``anytcpip_server``."""
-    async with connect_client(anytcpip_server) as client:
-        yield client
