@@ -89,7 +89,7 @@ def test_errors(backend: Backend) -> None:
             client.close()
             with pytest.raises(IncompleteReadError):
                 server.readexactly(10, timeout=5)
-            with pytest.raises(ConnectionError, match="not started"):
+            with pytest.raises(ConnectionError, match="read_str: closed"):
                 client.read_str()
     with pytest.raises(ConnectionRefusedError):
         with blocking.Client("127.0.0.1", port, backend=backend):

@@ -16,27 +16,40 @@ Every read takes an optional ``timeout`` in seconds; when it expires,
 the next read sees the stream where the timed-out one left it.
 ``connect_callback`` is a plain (synchronous) callable here; it runs in the
 event loop's thread, so keep it short.
+
+An interrupted call (Ctrl-C, i.e. :class:`KeyboardInterrupt`, or any other
+exception raised in the calling thread while it waits) loses nothing either:
+before the exception propagates, the operation is cancelled on the event loop
+and has ended, so the next call finds the stream where the interrupted one
+left it. Interrupting ``with`` while it connects cancels the attempt and
+stops the event loop's thread. A second interrupt while a cancellation is
+under way propagates at once, as with :func:`asyncio.run` (use it if the
+event loop is stuck).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import logging
+import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import anyio
 import anyio.from_thread
 
 from ._client import Client as _AsyncClient
-from ._connection import BaseClientOrServer as _AsyncBase
+from ._exceptions import NotConnectedError
 from ._server import OneClientServer as _AsyncServer
 from ._stats import ConnectionStats
 
-__all__ = ["Client", "OneClientServer"]
+__all__ = ["BlockingClientOrServer", "Client", "OneClientServer"]
 
 _T = TypeVar("_T")
-_Self = TypeVar("_Self", bound="_BlockingBase")
+_Self = TypeVar("_Self", bound="BlockingClientOrServer")
 
 
 async def _with_timeout(
@@ -51,10 +64,146 @@ async def _with_timeout(
         raise TimeoutError(f"{what} timed out after {timeout} s") from exc
 
 
-class _BlockingBase:
-    """Shared machinery: portal life cycle and the read/write methods."""
+class _Operation:
+    """One call run on the event loop, which the calling thread can cancel.
 
-    _conn: _AsyncBase
+    :meth:`run` runs in the event loop's thread; :meth:`cancel` too (through
+    the portal), so the two never race. ``finished`` is set once the
+    operation can no longer touch the connection: it ended, or it was
+    cancelled before it started (then it never starts).
+    """
+
+    def __init__(self) -> None:
+        self.finished = threading.Event()
+        self._scope: anyio.CancelScope | None = None
+        self._started = False
+        self._cancelled = False
+
+    async def run(
+        self,
+        what: str,
+        timeout: float | None,
+        func: Callable[..., Awaitable[_T]],
+        *args: Any,
+    ) -> _T | None:
+        if self._cancelled:
+            return None  # cancelled before it started: do nothing at all
+        self._started = True
+        try:
+            with anyio.CancelScope() as self._scope:
+                return await _with_timeout(what, timeout, func, *args)
+            return None  # cancelled by the calling thread: nobody waits for it
+        finally:
+            self.finished.set()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._scope is not None:
+            self._scope.cancel()
+        elif not self._started:
+            self.finished.set()
+
+
+_INTERRUPT_CHECK_INTERVAL = 0.1
+"""Longest the calling thread blocks at a time while it waits for the loop.
+
+A signal (Ctrl-C) that arrives just before a thread blocks on a lock is only
+acted on when that thread next runs Python code: waiting without a bound, it
+would never run any, and the interrupt would be lost. Each wait is therefore
+cut into slices of this length; the wait still ends as soon as the awaited
+event happens, the slices only bound how late such an interrupt is raised.
+"""
+
+
+def _wait_for(event: threading.Event) -> None:
+    """Wait for ``event``, interruptibly (see ``_INTERRUPT_CHECK_INTERVAL``)."""
+    while not event.wait(_INTERRUPT_CHECK_INTERVAL):
+        pass
+
+
+def _result(future: concurrent.futures.Future[_T]) -> _T:
+    """``future.result()``, interruptibly (see ``_INTERRUPT_CHECK_INTERVAL``)."""
+    while True:
+        try:
+            return future.result(_INTERRUPT_CHECK_INTERVAL)
+        except concurrent.futures.TimeoutError:
+            if future.done():  # the call's own TimeoutError, or it just ended
+                return future.result()
+
+
+def _cancel_and_wait(
+    portal: anyio.from_thread.BlockingPortal, operation: _Operation
+) -> None:
+    try:
+        portal.call(operation.cancel)
+    except RuntimeError:  # the event loop is gone: nothing runs any more
+        return
+    _wait_for(operation.finished)
+
+
+class _Session:
+    """Holds the async connection's ``async with`` open in a portal task.
+
+    Like :meth:`anyio.from_thread.BlockingPortal.wrap_async_context_manager`,
+    but the calling thread waits interruptibly (see ``_result``).
+    """
+
+    def __init__(
+        self,
+        portal: anyio.from_thread.BlockingPortal,
+        conn: _AsyncClient | _AsyncServer,
+    ) -> None:
+        self._portal = portal
+        self._conn = conn
+        self._entered = threading.Event()
+        self._stop: anyio.Event | None = None
+        self._task: concurrent.futures.Future[None] | None = None
+
+    async def _hold(self) -> None:
+        self._stop = anyio.Event()
+        # Called explicitly, as anyio's wrapper does (not ``async with``).
+        await self._conn.__aenter__()
+        self._entered.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self._conn.__aexit__(None, None, None)
+
+    def enter(self) -> None:
+        """Enter the connection's context; raise what its ``__aenter__`` raised."""
+        self._task = self._portal.start_task_soon(self._hold)
+        self._task.add_done_callback(lambda _: self._entered.set())
+        _wait_for(self._entered)
+        if self._task.done():
+            _result(self._task)  # __aenter__ failed: raise its exception
+
+    def exit(self) -> None:
+        """Exit the connection's context; raise what its ``__aexit__`` raised."""
+        assert self._task is not None and self._stop is not None
+        if not self._task.done():
+            self._portal.call(self._stop.set)
+        _result(self._task)
+
+
+class BlockingClientOrServer:
+    """The base of :class:`Client` and :class:`OneClientServer`.
+
+    The blocking counterpart of :class:`anytcpip.BaseClientOrServer`: the
+    ``with`` life cycle (which starts and stops the event loop's thread),
+    the connection state and the read/write methods, each waiting for its
+    call to finish on the event loop. Not made directly: make a
+    :class:`Client` or a :class:`OneClientServer`. Use it as a type for code
+    that takes either, e.g. ``def send_status(conn: BlockingClientOrServer)``.
+
+    Parameters
+    ----------
+    backend
+        ``"asyncio"`` (default) or ``"trio"``.
+    backend_options
+        Passed to anyio (e.g. ``{"use_uvloop": True}``).
+    """
+
+    _conn: _AsyncClient | _AsyncServer
 
     def __init__(
         self,
@@ -65,10 +214,11 @@ class _BlockingBase:
         self._backend_options = backend_options
         self._stack: contextlib.ExitStack | None = None
         self._portal: anyio.from_thread.BlockingPortal | None = None
+        self._closed = False
 
     @staticmethod
     def _wrap_callback(
-        callback: Callable[[Any], object] | None, owner: _BlockingBase
+        callback: Callable[[Any], object] | None, owner: BlockingClientOrServer
     ) -> Callable[[Any], Awaitable[None]] | None:
         if callback is None:
             return None
@@ -80,9 +230,17 @@ class _BlockingBase:
 
         return call
 
+    def _describe(self) -> str:
+        return self._conn._describe()
+
     def __enter__(self: _Self) -> _Self:
+        if self._closed:
+            raise RuntimeError(
+                f"{self._describe()}: closed; it cannot be started again "
+                "(make a new one)"
+            )
         if self._stack is not None:
-            raise RuntimeError("already started")
+            raise RuntimeError(f"{self._describe()}: already started")
         stack = contextlib.ExitStack()
         try:
             self._portal = stack.enter_context(
@@ -90,10 +248,14 @@ class _BlockingBase:
                     self._backend, self._backend_options
                 )
             )
-            stack.enter_context(self._portal.wrap_async_context_manager(self._conn))
+            session = _Session(self._portal, self._conn)
+            session.enter()
+            stack.callback(session.exit)
         except BaseException:
-            stack.close()
+            # Passing the exception on makes the portal cancel what is still
+            # running, such as a connection attempt interrupted by Ctrl-C.
             self._portal = None
+            stack.__exit__(*sys.exc_info())
             raise
         self._stack = stack
         return self
@@ -110,6 +272,7 @@ class _BlockingBase:
         """Close the connection (and listener) and stop the event loop thread."""
         stack, self._stack = self._stack, None
         if stack is not None:
+            self._closed = True
             stack.close()
         self._portal = None
 
@@ -122,9 +285,24 @@ class _BlockingBase:
     ) -> _T:
         portal = self._portal
         if portal is None:
-            raise ConnectionError(f"{what}: not started (use a with block)")
-        result: _T = portal.call(_with_timeout, what, timeout, func, *args)
-        return result
+            if self._closed:
+                raise NotConnectedError(f"{self._describe()}: {what}: closed")
+            raise NotConnectedError(
+                f"{self._describe()}: {what}: not started (use a with block)"
+            )
+        operation = _Operation()
+        future = None
+        try:
+            future = portal.start_task_soon(operation.run, what, timeout, func, *args)
+            result = _result(future)
+        except BaseException:
+            if future is None or not future.done():
+                # Interrupted while waiting (Ctrl-C): end the operation on the
+                # loop before the interrupt propagates, so nothing is lost and
+                # the connection is free for the next call.
+                _cancel_and_wait(portal, operation)
+            raise
+        return cast(_T, result)
 
     # -- state ------------------------------------------------------------------
 
@@ -147,6 +325,62 @@ class _BlockingBase:
     def stats(self) -> ConnectionStats:
         """Traffic counters and connection history."""
         return self._conn.stats
+
+    @property
+    def log(self) -> logging.Logger:
+        """Logger of this instance."""
+        return self._conn.log
+
+    @property
+    def encoding(self) -> str:
+        """Text encoding of ``read_str``/``write_str``."""
+        return self._conn.encoding
+
+    @property
+    def terminator(self) -> bytes:
+        """Bytes that end a text or JSON message (the read terminator)."""
+        return self._conn.terminator
+
+    @property
+    def read_terminator(self) -> bytes:
+        """Bytes that end a message read by ``read_str``/``read_json``."""
+        return self._conn.read_terminator
+
+    @property
+    def write_terminator(self) -> bytes:
+        """Bytes appended by ``write_str``/``write_json`` (and to heartbeats)."""
+        return self._conn.write_terminator
+
+    @property
+    def max_line_length(self) -> int:
+        """Longest terminated message (without terminator) a read will buffer."""
+        return self._conn.max_line_length
+
+    @property
+    def heartbeat_interval(self) -> float | None:
+        """Seconds between heartbeats sent, or None."""
+        return self._conn.heartbeat_interval
+
+    @property
+    def heartbeat_timeout(self) -> float | None:
+        """Seconds without received bytes before the connection is lost, or None."""
+        return self._conn.heartbeat_timeout
+
+    @property
+    def keepalive(self) -> bool:
+        """Whether TCP keepalive is enabled on each connection."""
+        return self._conn.keepalive
+
+    @property
+    def ssl_context(self) -> Any:
+        """The TLS context, or None."""
+        return self._conn.ssl_context
+
+    def call_connect_callback(self, timeout: float | None = None) -> None:
+        """Call ``connect_callback`` (if any), logging any exception it raises."""
+        self._call(
+            "call_connect_callback", self._conn.call_connect_callback, timeout=timeout
+        )
 
     def wait_connected(self, timeout: float | None = None) -> None:
         """Block until connected (at once if connected)."""
@@ -233,8 +467,28 @@ class _BlockingBase:
         """Block until everything written has been handed to the OS."""
         self._call("drain", self._conn.drain, timeout=timeout)
 
+    # -- requests -------------------------------------------------------------
 
-class Client(_BlockingBase):
+    def request(self, message: str, timeout: float | None = None) -> str:
+        """Send ``message`` with ``write_str``; return the reply's ``read_str``.
+
+        As :meth:`anytcpip.Client.request`: ``timeout`` bounds sending and
+        the reply, and when it expires :class:`~anytcpip.RequestTimeoutError`
+        is raised and the requester's ``reply_timeout_policy`` applies (by
+        default the connection is closed, so a late reply is never taken for
+        the next command's).
+        """
+        return self._call("request", self._conn.request, message, timeout)
+
+    def request_json(self, obj: Any, timeout: float | None = None) -> Any:
+        """Send ``obj`` with ``write_json``; return the reply's ``read_json``.
+
+        As :meth:`request`, for JSON messages.
+        """
+        return self._call("request_json", self._conn.request_json, obj, timeout)
+
+
+class Client(BlockingClientOrServer):
     """A blocking :class:`anytcpip.Client`; connects on ``with`` entry.
 
     Parameters
@@ -281,8 +535,23 @@ class Client(_BlockingBase):
         """Port of the server."""
         return self._client.port
 
+    @property
+    def connect_timeout(self) -> float | None:
+        """Seconds allowed for one connection attempt, or None."""
+        return self._client.connect_timeout
 
-class OneClientServer(_BlockingBase):
+    @property
+    def tls_handshake_timeout(self) -> float:
+        """Seconds allowed for the TLS handshake of one connection attempt."""
+        return self._client.tls_handshake_timeout
+
+    @property
+    def reconnect_attempts(self) -> int:
+        """Connection attempts made so far with ``reconnect``."""
+        return self._client.reconnect_attempts
+
+
+class OneClientServer(BlockingClientOrServer):
     """A blocking :class:`anytcpip.OneClientServer`; listens on ``with`` entry.
 
     Handy as a quick mock controller in synchronous test code.
@@ -336,6 +605,11 @@ class OneClientServer(_BlockingBase):
         """How many extra clients were turned away."""
         return self._server.rejected_count
 
-    def close_client(self) -> None:
+    @property
+    def extra_client(self) -> Literal["reject", "replace"]:
+        """What happens to a client that connects while another is connected."""
+        return self._server.extra_client
+
+    def close_client(self, timeout: float | None = None) -> None:
         """Drop the current client but keep listening."""
-        self._call("close_client", self._server.close_client)
+        self._call("close_client", self._server.close_client, timeout=timeout)
