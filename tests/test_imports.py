@@ -53,10 +53,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ("_receive*", "_send*", "_channel", "_heartbeat"),
     ),
     (
+        "I/O bound to one connection, and the read/write API mixin",
+        ("_binding", "_io_api"),
+    ),
+    (
         "the connection API (BaseClientOrServer) and its parts",
         (
             "_connection",
-            "_binding",
             "_state*",
             "_report*",
             "_callbacks*",

@@ -19,16 +19,14 @@ run in it, so nothing outlives the ``async with``.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
 
-from . import _json
 from ._binding import BOUND, Connection, bind, bound_channel, unbind
 from ._channel import Channel, ChannelState
 from ._constants import (
@@ -36,13 +34,12 @@ from ._constants import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_TERMINATOR,
 )
-from ._exceptions import FrameTooLargeError, NotConnectedError
-from ._framing import NEED_DATA, FrameBuffer, NeedData
+from ._exceptions import NotConnectedError
 from ._heartbeat import send_heartbeats
+from ._io_api import ReadWriteMixin
 from ._options import ConnectionOptions, check_async_callable
 from ._reporting import StateReporter
 from ._stats import ConnectionStats, Totals
-from ._streams import ctypes_size
 from ._tcp_info import round_trip_time
 
 __all__ = ["BaseClientOrServer", "ConnectCallback"]
@@ -55,7 +52,7 @@ ConnectCallback = Callable[[Any], Awaitable[None]]
 _PACKAGE_LOGGER = logging.getLogger("anytcpip")
 
 
-class BaseClientOrServer:
+class BaseClientOrServer(ReadWriteMixin):
     """The connection API shared by :class:`Client` and the servers.
 
     Not instantiated directly. Use ``async with`` to start (connect, or bind
@@ -515,7 +512,7 @@ class BaseClientOrServer:
         """
         await self._wait_state(lambda: self.connected, "waiting for a connection")
 
-    # -- reading ----------------------------------------------------------------
+    # -- the connection that reads and writes go to ---------------------------
 
     @property
     def connection(self) -> Connection:
@@ -567,216 +564,6 @@ class BaseClientOrServer:
             and channel.state is not ChannelState.CLOSED
             and bool(len(channel.frames))
         )
-
-    async def read(self, n: int) -> bytes:
-        """Read up to ``n`` bytes; ``b""`` once at end of stream.
-
-        Raises
-        ------
-        ConnectionError
-            If not connected, or the end of stream was already reported.
-        """
-        if n < 0:
-            raise ValueError(f"n={n} must be >= 0")
-        return await self._require_channel().read_some(n)
-
-    async def readexactly(self, n: int) -> bytes:
-        """Read exactly ``n`` bytes.
-
-        Raises
-        ------
-        IncompleteReadError
-            If the peer closes first (``.partial`` holds what arrived).
-        ConnectionError
-            If not connected (or the peer left and nothing is buffered).
-        """
-        if n < 0:
-            raise ValueError(f"n={n} must be >= 0")
-        return await self._require_channel().read(lambda f: f.next_exactly(n), n)
-
-    async def readline(self) -> bytes:
-        r"""Read up to and including ``b"\n"``.
-
-        At end of stream, return the unterminated remainder (``b""`` if none),
-        like :meth:`asyncio.StreamReader.readline`.
-
-        Raises
-        ------
-        LimitOverrunError
-            If the line is longer than ``max_line_length``.
-        """
-        return await self._require_channel().read(
-            lambda f: f.next_line(b"\n", at_eof="partial"), self._max_line_length + 1
-        )
-
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:
-        """Read up to and including ``separator``.
-
-        Raises
-        ------
-        IncompleteReadError
-            If the peer closes before the separator.
-        LimitOverrunError
-            If the message is longer than ``max_line_length``.
-        """
-        if not isinstance(separator, bytes) or not separator:
-            raise ValueError(f"separator={separator!r} must be non-empty bytes")
-        return await self._require_channel().read(
-            lambda f: f.next_line(separator),
-            self._max_line_length + len(separator),
-        )
-
-    async def read_into(self, struct: Any) -> None:
-        """Fill a ctypes object (``Structure``, array, ...) from ``sizeof`` bytes.
-
-        Raises
-        ------
-        IncompleteReadError
-            If the peer closes mid-struct; ``.expected`` is the struct's size.
-        """
-        size = ctypes_size(struct)
-        channel = self._channel
-        if channel is None or BOUND.get():  # hot path: no call when unbound
-            channel = self._require_channel()
-
-        if not channel.try_read_into(struct, size):
-
-            def parse(frames: FrameBuffer) -> bool | NeedData:
-                return frames.next_into(struct, size)
-
-            await channel.read_slow(parse, size)
-
-    def _parse_text(self, frames: FrameBuffer) -> str | NeedData:
-        """Parse one text message (skipping heartbeats if enabled)."""
-        return frames.next_text(self._terminator, self._encoding, self._skip)
-
-    async def read_str(self) -> str:
-        """Read a message ending in ``terminator``; strip it and decode strictly.
-
-        A line that is exactly ``HEARTBEAT`` is skipped when heartbeats are
-        enabled on this side.
-
-        Raises
-        ------
-        UnicodeDecodeError
-            If the message is not valid text (it was consumed; the connection
-            stays usable).
-        """
-        channel = self._channel
-        if channel is None or BOUND.get():  # hot path: no call when unbound
-            channel = self._require_channel()
-        # The common case, a message already buffered, in one synchronous call.
-        result = channel.try_read_text(self._terminator, self._encoding, self._skip)
-        if result is NEED_DATA:
-            result = await channel.read_slow(
-                self._parse_text, self._max_line_length + len(self._terminator)
-            )
-        return result
-
-    async def read_json(self) -> Any:
-        """Read a message with :meth:`read_str` and parse it as JSON.
-
-        Raises
-        ------
-        json.JSONDecodeError
-            If the message is not JSON, including hostile JSON that nests too
-            deeply or holds an integer of too many digits; the error quotes
-            the text (truncated). The message was consumed; the connection
-            stays usable.
-        """
-        return _json.loads(await self.read_str())
-
-    # -- writing ----------------------------------------------------------------
-
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Send bytes as one message.
-
-        Returns once the message is queued in the connection's bounded send
-        buffer (64 KiB, like asyncio's ``StreamWriter.drain``), which a
-        background task hands to the OS; while the buffer is full, writes wait
-        (backpressure). Use :meth:`drain` to wait until everything queued has
-        been handed to the OS.
-        """
-        await self._require_channel().send(data)
-
-    async def drain(self) -> None:
-        """Wait until every message written so far has been handed to the OS.
-
-        Raises
-        ------
-        ConnectionError
-            If not connected, or the connection is lost first.
-        """
-        await self._require_channel().drain()
-
-    async def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
-        """Send several byte strings as one message (never interleaved)."""
-        await self._require_channel().send(b"".join(lines))
-
-    async def write_from(self, *structs: Any) -> None:
-        """Send one or more ctypes objects, queued together (never interleaved)."""
-        for struct in structs:
-            ctypes_size(struct)
-        await self._require_channel().send(
-            b"".join(bytes(s) for s in structs), messages=len(structs)
-        )
-
-    async def read_frame(self) -> bytes:
-        """Read one length-prefixed frame and return its payload.
-
-        The prefix is ``frame_prefix`` bytes in ``frame_byteorder``.
-
-        Raises
-        ------
-        FrameTooLargeError
-            If the announced length exceeds ``max_frame_size`` (nothing is
-            consumed; the stream is no longer trustworthy: close it).
-        IncompleteReadError
-            If the peer closes mid-frame.
-        """
-        prefix, order, limit = (
-            self._frame_prefix,
-            self._frame_byteorder,
-            self._max_frame_size,
-        )
-        return await self._require_channel().read(
-            lambda f: f.next_frame(prefix, order, limit), prefix + limit
-        )
-
-    async def write_frame(self, data: bytes | bytearray | memoryview) -> None:
-        """Send ``data`` as one frame, preceded by its length.
-
-        Raises
-        ------
-        FrameTooLargeError
-            If ``data`` is larger than ``max_frame_size`` (nothing is sent).
-        """
-        size = len(data)
-        if size > self._max_frame_size:
-            raise FrameTooLargeError(
-                f"{self._describe()}: frame of {size} bytes is larger than "
-                f"max_frame_size={self._max_frame_size}",
-                size,
-                self._max_frame_size,
-            )
-        header = size.to_bytes(self._frame_prefix, self._frame_byteorder)
-        await self._require_channel().send(header + bytes(data))
-
-    async def write_str(self, line: str) -> None:
-        """Encode ``line`` strictly, append ``terminator`` and send it.
-
-        Raises
-        ------
-        UnicodeEncodeError
-            If ``line`` cannot be encoded (nothing is sent).
-        """
-        await self._require_channel().send(
-            line.encode(self._encoding) + self._write_terminator
-        )
-
-    async def write_json(self, obj: Any) -> None:
-        """Send ``json.dumps(obj)`` with :meth:`write_str`."""
-        await self.write_str(json.dumps(obj))
 
     # -- hooks for the layers above ----------------------------------------------
 
