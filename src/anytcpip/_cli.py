@@ -31,6 +31,9 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from . import _cli_tap
+from ._cli_args import count as _count
+from ._cli_args import port as _port
+from ._cli_args import positive as _positive
 from ._client import Client
 from ._connection import BaseClientOrServer
 from ._constants import DEFAULT_LOCALHOST, HEARTBEAT
@@ -487,36 +490,6 @@ async def _read_stdin_lines() -> AsyncIterator[str]:
 
 
 # -- argument parsing -------------------------------------------------------------
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

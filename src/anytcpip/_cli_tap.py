@@ -25,6 +25,9 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 
+from ._cli_args import count as _size
+from ._cli_args import port as _port
+from ._cli_args import positive as _positive
 from ._connection import BaseClientOrServer
 from ._constants import DEFAULT_ENCODING, DEFAULT_LOCALHOST
 from ._replay import (
@@ -57,16 +60,6 @@ def _out(text: str) -> None:
 # -- argument types ------------------------------------------------------------
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {text}")
-    return value
-
-
 def _terminator(text: str) -> bytes:
     if text.lower() in TERMINATOR_NAMES:
         return TERMINATOR_NAMES[text.lower()]
@@ -85,26 +78,6 @@ def _encoding(text: str) -> str:
     except LookupError:
         raise argparse.ArgumentTypeError(f"unknown encoding: {text!r}") from None
     return text
-
-
-def _size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def _byte_range(text: str) -> tuple[int, int]:
