@@ -9,10 +9,12 @@ terminal summary, so a CI log shows them.
 from __future__ import annotations
 
 import importlib.util
+import ssl
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import trustme
 
 from helpers import FIGURES
 
@@ -44,6 +46,28 @@ def _uvloop_factory() -> Any:
 def anyio_backend(request: pytest.FixtureRequest) -> Any:
     """The backend each async test runs on."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A certificate authority for the TLS tests."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    """A server TLS context with a certificate for localhost and 127.0.0.1."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="session")
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    """A client TLS context that trusts :func:`ca`."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(context)
+    return context
 
 
 @pytest.fixture

@@ -244,25 +244,6 @@ def test_backoff_delays() -> None:
 # -- TLS ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
-    return context
-
-
-@pytest.fixture(scope="module")
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(context)
-    return context
-
-
 async def test_tls_round_trip(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:

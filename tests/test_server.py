@@ -7,7 +7,6 @@ import ssl
 import anyio
 import anyio.abc
 import pytest
-import trustme
 
 from anytcpip import BaseClientOrServer, Client, OneClientServer
 from helpers import TIMEOUT, CallbackRecorder, connected_pair, ipv6_available, raw_peer
@@ -194,25 +193,6 @@ async def test_server_bound_to_loopback_by_default() -> None:
 
 
 # -- admission is atomic, and never waits for the old client (issue 11) -------------
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
-    return context
-
-
-@pytest.fixture(scope="module")
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(context)
-    return context
 
 
 async def test_simultaneous_tls_clients_admit_exactly_one(
