@@ -12,7 +12,7 @@ interrupting too early. That is also the moment the calling thread goes to
 sleep on a lock, and often hands the GIL to the interrupting thread just
 before: a signal arriving there is noted but only acted on when the thread
 next runs Python code, so these tests hang if a blocking call ever waits
-without a bound (``blocking._INTERRUPT_CHECK_INTERVAL``).
+without a bound (``anytcpip._blocking_portal._INTERRUPT_CHECK_INTERVAL``).
 """
 
 from __future__ import annotations

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import pathlib
+import pickle
+import typing
 from typing import Any
 
 import pytest
 
+from anytcpip import recording
 from anytcpip._tap_framing import MessageSplitter, format_record, hex_dump
 from anytcpip.recording import (
     FORMAT,
@@ -161,6 +165,18 @@ def test_framing_validation() -> None:
     assert Framing("raw").encode(b"ab") == b"ab"
     with pytest.raises(ValueError, match="header"):
         Framing("frames", prefix=2, length_offset=2, header_size=16).encode(b"x")
+
+
+def test_the_public_module_claims_its_names() -> None:
+    # Defined in private modules; reprs, pickles and the API reference say
+    # anytcpip.recording, and their annotations resolve there.
+    for name in recording.__all__:
+        obj = getattr(recording, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == "anytcpip.recording", name
+            typing.get_type_hints(obj)
+    record = Record(0.5, "data", "c2s", b"x\r\n", heartbeat=True)
+    assert pickle.loads(pickle.dumps(record)) == record
 
 
 # -- the splitter -----------------------------------------------------------------

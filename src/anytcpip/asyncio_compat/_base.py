@@ -1,5 +1,8 @@
 """``BaseClientOrServer``: lsst.ts.tcpip 2.2's life cycle on top of a native instance.
 
+Starting, closing, the connection state and its reporting through
+``call_connect_callback``; the read and write methods are in ``_io_api``.
+
 Rationale
 ---------
 lsst.ts.tcpip 2.2 starts work in constructors: ``start_task`` *is* the task
@@ -19,11 +22,9 @@ in 2.2's order. Where 2.2 returns without waiting (closing what never
 connected), so does this class: real code cancels its own task and then
 closes, relying on that.
 
-Reads and writes are delegated to the native instance from whichever task
-calls them; nothing here parses or buffers bytes. ``read_str``/``write_str``
-are 2.2's two lines over the delegated ``readuntil``/``write``, because in
-2.2 ``encoding`` and ``terminator`` are plain attributes that may change at
-any time and heartbeat lines are returned, not skipped.
+The read and write methods come from :class:`ReadWriteMixin` (in
+``_io_api``), which delegates them to the native instance that
+``_connection`` returns.
 
 A task started while a connection is reported (a read loop started from
 ``call_connect_callback``, say) is bound to that connection: once it has
@@ -38,17 +39,16 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextvars
-import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .. import _json
 from .._connection import BaseClientOrServer as _NativeBase
-from .._constants import DEFAULT_ENCODING, DEFAULT_TERMINATOR, RECEIVE_CHUNK_SIZE
+from .._constants import DEFAULT_ENCODING, DEFAULT_TERMINATOR
 from .._options import is_async_callable as _is_async_callable
 from ._constants import DEFAULT_MONITOR_CONNECTION_INTERVAL
+from ._io_api import ReadWriteMixin
 from ._views import StreamReaderView, StreamWriterView
 
 __all__ = ["BaseClientOrServer", "ConnectCallbackType"]
@@ -85,7 +85,7 @@ def unsupported(owner: object, key: str, what: str) -> TypeError:
     )
 
 
-class BaseClientOrServer(abc.ABC):
+class BaseClientOrServer(ReadWriteMixin, abc.ABC):
     """Base class of :class:`Client` and the servers (lsst.ts.tcpip 2.2 API).
 
     Construct it with an event loop running: the constructor creates
@@ -329,7 +329,7 @@ class BaseClientOrServer(abc.ABC):
         """Return False while state changes must wait for ``start`` to report them."""
         return True
 
-    def _on_state_change(self, connected: bool) -> None:  # noqa: B027
+    def _on_state_change(self, connected: bool) -> None:
         """Run for each change of state, before ``call_connect_callback``."""
 
     async def _dispatch(self, connected: bool) -> None:
@@ -361,6 +361,20 @@ class BaseClientOrServer(abc.ABC):
         """Return True in a task bound to a connection that has been replaced."""
         bound = _BOUND.get()
         return bound is not None and bound[0] is self and bound[1] != self._generation
+
+    def _connection(self) -> _NativeBase:
+        """Return the native instance that I/O of the current task goes to.
+
+        Overrides the hook of :class:`ReadWriteMixin`.
+        """
+        native = self._native
+        if native is None:
+            raise ConnectionError("Not connected")
+        if self._is_stale():
+            raise ConnectionError(
+                f"{self.log.name}: the connection this task was started for has ended"
+            )
+        return native
 
     @property
     def connected(self) -> bool:
@@ -427,280 +441,3 @@ class BaseClientOrServer(abc.ABC):
         exc_tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    # -- reading ----------------------------------------------------------------
-
-    def _connection(self) -> _NativeBase:
-        native = self._native
-        if native is None:
-            raise ConnectionError("Not connected")
-        if self._is_stale():
-            raise ConnectionError(
-                f"{self.log.name}: the connection this task was started for has ended"
-            )
-        return native
-
-    @staticmethod
-    def _at_eof_check(data: bytes, was_open: bool, wanted: bool) -> bytes:
-        # 2.2 raises "Not connected" for a read that starts at the end of the
-        # stream (``at_eof``: end seen, nothing buffered), and returns b"" only
-        # for one that reaches it while waiting.
-        if not data and wanted and not was_open:
-            raise ConnectionError("Not connected")
-        return data
-
-    @staticmethod
-    def _eof_error(exc: asyncio.IncompleteReadError, was_open: bool) -> BaseException:
-        if not exc.partial and not was_open:
-            error = ConnectionError("Not connected")
-            error.__cause__ = exc
-            return error
-        return exc
-
-    async def read(self, n: int) -> bytes:
-        """Read up to ``n`` bytes.
-
-        Parameters
-        ----------
-        n
-            The most bytes to read. If -1, read until the other end closes
-            the connection and return everything.
-
-        Returns
-        -------
-        bytes
-            The data; ``b""`` at end of stream.
-
-        Raises
-        ------
-        ConnectionError
-            If not connected.
-        """
-        connection = self._connection()
-        was_open = connection.connected
-        if n != -1:
-            data = await connection.read(n)
-        else:
-            chunks = []
-            while chunk := await connection.read(RECEIVE_CHUNK_SIZE):
-                chunks.append(chunk)
-            data = b"".join(chunks)
-        return self._at_eof_check(data, was_open, n != 0)
-
-    async def readexactly(self, n: int) -> bytes:
-        """Read exactly ``n`` bytes.
-
-        Parameters
-        ----------
-        n
-            The number of bytes to read.
-
-        Returns
-        -------
-        bytes
-            The data.
-
-        Raises
-        ------
-        asyncio.IncompleteReadError
-            If the peer closes first (``.partial`` holds what arrived).
-        ConnectionError
-            If not connected.
-        """
-        connection = self._connection()
-        was_open = connection.connected
-        try:
-            return await connection.readexactly(n)
-        except asyncio.IncompleteReadError as exc:
-            raise self._eof_error(exc, was_open) from None
-
-    async def readline(self) -> bytes:
-        r"""Read up to and including ``b"\n"``.
-
-        Returns
-        -------
-        bytes
-            The line; at end of stream the unterminated remainder (maybe
-            ``b""``), as :meth:`asyncio.StreamReader.readline` does.
-
-        Raises
-        ------
-        ConnectionError
-            If not connected.
-        """
-        connection = self._connection()
-        was_open = connection.connected
-        return self._at_eof_check(await connection.readline(), was_open, True)
-
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:
-        r"""Read up to and including ``separator``.
-
-        Parameters
-        ----------
-        separator
-            The separator; ``b"\n"`` by default, as in asyncio (not
-            ``terminator``).
-
-        Returns
-        -------
-        bytes
-            The data, separator included.
-
-        Raises
-        ------
-        asyncio.IncompleteReadError
-            If the peer closes before the separator.
-        asyncio.LimitOverrunError
-            If the data is longer than the limit; it stays buffered.
-        ConnectionError
-            If not connected.
-        """
-        connection = self._connection()
-        was_open = connection.connected
-        try:
-            return await connection.readuntil(separator)
-        except asyncio.IncompleteReadError as exc:
-            raise self._eof_error(exc, was_open) from None
-
-    async def read_into(self, struct: Any) -> None:
-        """Fill a ``ctypes.Structure`` (any ctypes object) from the connection.
-
-        Parameters
-        ----------
-        struct
-            The structure to fill with ``ctypes.sizeof(struct)`` bytes.
-
-        Raises
-        ------
-        asyncio.IncompleteReadError
-            If the peer closes first.
-        ConnectionError
-            If not connected.
-        """
-        connection = self._connection()
-        was_open = connection.connected
-        try:
-            await connection.read_into(struct)
-        except asyncio.IncompleteReadError as exc:
-            raise self._eof_error(exc, was_open) from None
-
-    async def read_str(self) -> str:
-        """Read until ``terminator``, strip it and decode with ``encoding``.
-
-        Returns
-        -------
-        str
-            The message, without the terminator.
-
-        Raises
-        ------
-        asyncio.IncompleteReadError
-            If the peer closes before the terminator.
-        asyncio.LimitOverrunError
-            If the message is longer than the limit.
-        UnicodeError
-            If the message cannot be decoded.
-        ConnectionError
-            If not connected.
-        """
-        terminator = self.terminator
-        data = await self.readuntil(terminator)
-        return data[: -len(terminator)].decode(self.encoding, errors="strict")
-
-    async def read_json(self) -> Any:
-        """Read a message with :meth:`read_str` and decode it as JSON.
-
-        Returns
-        -------
-        typing.Any
-            The decoded data.
-
-        Raises
-        ------
-        json.JSONDecodeError
-            If the message is not JSON; its text is quoted in the error.
-        ConnectionError
-            If not connected.
-        """
-        return _json.loads(await self.read_str())
-
-    # -- writing ----------------------------------------------------------------
-
-    async def write(self, data: bytes) -> None:
-        """Write ``data``; return once it is handed on (backpressure honoured).
-
-        Parameters
-        ----------
-        data
-            The bytes to write.
-
-        Raises
-        ------
-        ConnectionError
-            If not connected.
-        """
-        await self._connection().write(data)
-
-    async def writelines(self, lines: Iterable[bytes]) -> None:
-        """Write an iterable of bytes as one message.
-
-        Parameters
-        ----------
-        lines
-            The data to write.
-
-        Raises
-        ------
-        ConnectionError
-            If not connected.
-        """
-        await self._connection().writelines(lines)
-
-    async def write_from(self, *structs: Any) -> None:
-        """Write one or more ``ctypes.Structure`` (any ctypes objects).
-
-        Parameters
-        ----------
-        *structs
-            The structures to write, as one message.
-
-        Raises
-        ------
-        ConnectionError
-            If not connected.
-        """
-        await self._connection().write_from(*structs)
-
-    async def write_str(self, line: str) -> None:
-        """Encode ``line`` with ``encoding``, append ``terminator`` and write it.
-
-        Parameters
-        ----------
-        line
-            The text to write.
-
-        Raises
-        ------
-        UnicodeError
-            If ``line`` cannot be encoded.
-        ConnectionError
-            If not connected.
-        """
-        await self.write(line.encode(self.encoding, errors="strict") + self.terminator)
-
-    async def write_json(self, data: Any) -> None:
-        """Encode ``data`` as JSON and write it with :meth:`write_str`.
-
-        Parameters
-        ----------
-        data
-            Any JSON-serialisable data.
-
-        Raises
-        ------
-        TypeError
-            If ``data`` cannot be encoded as JSON.
-        ConnectionError
-            If not connected.
-        """
-        await self.write_str(json.dumps(data))
