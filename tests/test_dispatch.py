@@ -19,7 +19,7 @@ from anytcpip import (
     StructDispatcher,
     UnknownMessageError,
 )
-from helpers import TIMEOUT, CallbackRecorder, connected_pair
+from helpers import TIMEOUT, CallbackRecorder, connected_pair, counted_memory_pair
 
 
 class Header(ctypes.LittleEndianStructure):
@@ -52,11 +52,34 @@ WITH_LENGTH = StructDispatcher(Header, "frame_id", BODIES, length_field="length"
 NO_LENGTH = StructDispatcher(Header, "frame_id", BODIES)
 
 
-async def wait_received(conn: Client | OneClientServer, count: int) -> None:
-    """Wait until ``conn`` has received ``count`` bytes in all."""
-    with anyio.fail_after(TIMEOUT):
-        while conn.stats.bytes_received < count:  # noqa: ASYNC110
-            await anyio.sleep(0.001)
+class HeaderWatchingServer(OneClientServer):
+    """A server that sets ``header_read`` once a read has filled a ``Header``.
+
+    A dispatcher read fills the header, then waits for the body: a test that
+    cancels the read on this event cancels it there (no timing involved).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.header_read = anyio.Event()
+
+    async def read_into(self, struct: Any) -> None:
+        await super().read_into(struct)
+        if isinstance(struct, Header):
+            self.header_read.set()
+
+
+async def cancel_after_the_header(server: HeaderWatchingServer) -> None:
+    """Run ``WITH_LENGTH.read(server)`` and cancel it once it has the header."""
+
+    async def read() -> None:
+        await WITH_LENGTH.read(server)
+        pytest.fail("the read returned, yet no body was sent")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read)
+        await server.header_read.wait()
+        tg.cancel_scope.cancel()  # the read is waiting for the body
 
 
 def header(frame_id: int, length: int = 0, counter: int = 0) -> Header:
@@ -215,10 +238,11 @@ async def test_peer_closes_mid_message() -> None:
 
 
 async def test_a_cancelled_read_keeps_the_header() -> None:
-    async with connected_pair() as (server, client):
+    async with counted_memory_pair() as (server, client, server_counter, _):
         with anyio.fail_after(TIMEOUT):
             await client.write_from(header(FrameId.STATUS, 16, 9))
-            await wait_received(server, ctypes.sizeof(Header))
+            # The header is in the server's buffer: the read takes it at once.
+            await server_counter.wait_received(ctypes.sizeof(Header))
             with anyio.move_on_after(0.05) as scope:
                 await WITH_LENGTH.read(server)  # waits for the body
             assert scope.cancelled_caught
@@ -229,15 +253,12 @@ async def test_a_cancelled_read_keeps_the_header() -> None:
 
 async def test_a_cancelled_read_does_not_resume_on_a_new_connection() -> None:
     recorder = CallbackRecorder()
-    async with OneClientServer(port=0, connect_callback=recorder) as server:
+    async with HeaderWatchingServer(port=0, connect_callback=recorder) as server:
         async with Client("127.0.0.1", server.port) as first:
             assert await recorder.wait_for(1) == [True]
             with anyio.fail_after(TIMEOUT):
                 await first.write_from(header(FrameId.STATUS, 16, 1))
-                await wait_received(server, ctypes.sizeof(Header))
-                with anyio.move_on_after(0.05) as scope:
-                    await WITH_LENGTH.read(server)
-                assert scope.cancelled_caught
+                await cancel_after_the_header(server)
         assert await recorder.wait_for(2) == [True, False]
         async with Client("127.0.0.1", server.port) as second:
             assert await recorder.wait_for(3) == [True, False, True]
