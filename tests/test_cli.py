@@ -579,6 +579,33 @@ def test_output_into_head_ends_quietly(
     assert process.returncode == 0
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio", "uvloop"])
+@pytest.mark.parametrize("lines", [3, 6])
+def test_demo_into_head_ends_quietly(backend: str, lines: int) -> None:
+    """``anytcpip demo | head -3``: no callback tracebacks, no error, status 0.
+
+    The reader goes after a few lines, while the demo still has lines to
+    print from its connection callbacks and its main task (the summary comes
+    after a thousand round trips).
+    """
+    process = start("demo", "--backend", backend)
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        with process.stdout:  # the reader reads a few lines, then goes
+            read = [process.stdout.readline() for _ in range(lines)]
+        with process.stderr:
+            err = process.stderr.read()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert read[0].startswith("anytcpip "), read
+    assert all(line.endswith("\n") for line in read), read
+    assert err == ""
+    assert process.returncode == 0
+
+
 def test_serve_json_echo_logs_one_line_for_a_message_that_is_not_json() -> None:
     with serving("--json-echo") as server:
         port = str(server.port)  # type: ignore[attr-defined]

@@ -17,7 +17,6 @@ import codecs
 import logging
 import os
 import re
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -28,6 +27,7 @@ import anyio.abc
 from ._cli_args import count as _size
 from ._cli_args import port as _port
 from ._cli_args import positive as _positive
+from ._cli_common import CliError, stop_signals, stopped
 from ._connection import BaseClientOrServer
 from ._constants import DEFAULT_ENCODING, DEFAULT_LOCALHOST
 from ._replay import (
@@ -40,16 +40,9 @@ from ._replay import (
 from ._tap import Tap, describe_error, host_port
 from .recording import Framing, Recording, RecordingError, load
 
-__all__ = ["COMMANDS", "TapCommandError", "add_parsers"]
-
-log = logging.getLogger("anytcpip.cli")
+__all__ = ["COMMANDS", "add_parsers"]
 
 TERMINATOR_NAMES = {"crlf": b"\r\n", "lf": b"\n", "cr": b"\r"}
-SIGINT_STATUS = 130
-
-
-class TapCommandError(Exception):
-    """An error to report in one line (exit status 1)."""
 
 
 def _out(text: str) -> None:
@@ -287,7 +280,7 @@ def _framing(args: argparse.Namespace) -> Framing:
             header_size=args.header_size,
         )
     except ValueError as exc:
-        raise TapCommandError(str(exc)) from exc
+        raise CliError(str(exc)) from exc
 
 
 # -- waiting for the end -----------------------------------------------------------
@@ -313,33 +306,6 @@ async def _signal(signals: Any) -> int:
     async for signum in signals:
         return int(signum)
     return 0  # pragma: no cover - the iterator never ends
-
-
-def _open_signals() -> Any:
-    if sys.platform == "win32":  # pragma: no cover - Ctrl-C raises there
-        return _NoSignals()
-    return anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-
-
-class _NoSignals:  # pragma: no cover - Windows
-    def __enter__(self) -> _NoSignals:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-    def __aiter__(self) -> _NoSignals:
-        return self
-
-    async def __anext__(self) -> int:
-        await anyio.sleep_forever()
-        return 0
-
-
-def _finish(stop: Any) -> int:
-    """Return the exit status after a stop signal (130 for Ctrl-C)."""
-    sys.stderr.write("stopped\n")
-    return SIGINT_STATUS if stop == signal.SIGINT else 0
 
 
 def _verbose(args: argparse.Namespace) -> None:
@@ -374,11 +340,11 @@ async def run_tap(args: argparse.Namespace) -> int:
         connect_timeout=args.connect_timeout,
         on_target_error=on_target_error,
     )
-    with _open_signals() as signals:  # before listening: no signal is missed
+    with stop_signals() as signals:  # before listening: no signal is missed
         try:
             await tap.__aenter__()
         except OSError as exc:
-            raise TapCommandError(exc.strerror or str(exc)) from exc
+            raise CliError(exc.strerror or str(exc)) from exc
         try:
             _out(f"tap listening on {tap.header.listen}, forwarding to {tap.target}")
 
@@ -398,8 +364,8 @@ async def run_tap(args: argparse.Namespace) -> int:
     if stop == "failed":
         error = errors[0]
         reason = describe_error(error)
-        raise TapCommandError(f"cannot connect to target {tap.target}: {reason}")
-    return 0 if stop == "once" else _finish(stop)
+        raise CliError(f"cannot connect to target {tap.target}: {reason}")
+    return 0 if stop == "once" else stopped(stop)
 
 
 # -- replay --------------------------------------------------------------------------
@@ -409,9 +375,9 @@ def _load(path: str) -> Recording:
     try:
         return load(path)
     except OSError as exc:
-        raise TapCommandError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except RecordingError as exc:
-        raise TapCommandError(str(exc)) from exc
+        raise CliError(str(exc)) from exc
 
 
 def _key(args: argparse.Namespace, encoding: str) -> KeyFunction | None:
@@ -434,7 +400,7 @@ async def run_replay(args: argparse.Namespace) -> int:
         try:
             unknown = framing.encode(args.unknown_reply.encode(framing.encoding))
         except (ValueError, UnicodeEncodeError) as exc:
-            raise TapCommandError(f"--unknown-reply: {exc}") from exc
+            raise CliError(f"--unknown-reply: {exc}") from exc
     pattern = args.unsolicited_regex
 
     def unsolicited(message: bytes) -> bool:
@@ -461,13 +427,13 @@ async def run_replay(args: argparse.Namespace) -> int:
             connect_callback=on_change,
         )
     except ValueError as exc:
-        raise TapCommandError(f"{args.file}: {exc}") from exc
+        raise CliError(f"{args.file}: {exc}") from exc
     script = server.script
-    with _open_signals() as signals:
+    with stop_signals() as signals:
         try:
             await server.__aenter__()
         except OSError as exc:
-            raise TapCommandError(exc.strerror or str(exc)) from exc
+            raise CliError(exc.strerror or str(exc)) from exc
         try:
             _out(
                 f"replaying {os.path.basename(args.file)} ({script.commands} "
@@ -484,7 +450,7 @@ async def run_replay(args: argparse.Namespace) -> int:
             stop = await _first(lambda: _signal(signals), once)
         finally:
             await server.__aexit__(None, None, None)
-    return 0 if stop == "once" else _finish(stop)
+    return 0 if stop == "once" else stopped(stop)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], Awaitable[int]]] = {
