@@ -34,6 +34,7 @@ __all__ = [
     "CallbackRecorder",
     "Command",
     "CountingBackoff",
+    "CountingSender",
     "CountingStream",
     "Header",
     "MemoryByteStream",
@@ -223,6 +224,44 @@ async def counted_memory_pair(
     client = MemoryConnection(client_counter, name="client", **(client_kwargs or {}))
     async with server, client:
         yield server, client, server_counter, client_counter
+
+
+class CountingSender(anyio.abc.ByteStream):
+    """A byte stream wrapper that lets a test wait until bytes were sent.
+
+    The sending twin of :class:`CountingStream`: wrap the transport of a
+    :class:`MemoryConnection` with it (a real socket stream works too), and
+    :meth:`wait_sent` returns once the connection has handed that many bytes
+    to the transport, its heartbeats included: an event-based wait, no
+    polling.
+    """
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self._stream = stream
+        self.sent = 0
+        self._changed: anyio.Event | None = None
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        return await self._stream.receive(max_bytes)
+
+    async def send(self, item: bytes) -> None:
+        await self._stream.send(item)
+        self.sent += len(item)
+        if self._changed is not None:
+            self._changed.set()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def wait_sent(self, count: int) -> None:
+        """Return once ``count`` bytes in all have been sent."""
+        with anyio.fail_after(TIMEOUT):
+            while self.sent < count:
+                self._changed = anyio.Event()
+                await self._changed.wait()
 
 
 class CountingBackoff(Backoff):

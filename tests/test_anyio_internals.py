@@ -22,6 +22,7 @@ import pytest
 
 from anytcpip import Client, OneClientServer
 from anytcpip._channel import Channel
+from anytcpip._direct_receive import direct_receiver
 from anytcpip._direct_send import direct_sender
 from anytcpip._receive import receives_losslessly
 from anytcpip._workarounds import bound_read_queue, pause_reading_after_accept
@@ -115,6 +116,64 @@ async def test_the_workarounds_are_active() -> None:
         with anyio.fail_after(TIMEOUT):
             assert await accepted.receive() == b"chunk"
         assert not transport.is_reading()
+
+
+async def test_direct_receive_path_is_active() -> None:
+    """asyncio and uvloop: the library receives without anyio's stream."""
+    async with raw_pair() as (accepted, connected):
+        receiver = direct_receiver(accepted)
+        if not on_asyncio():
+            assert receiver is None  # trio's own receive is the fast one
+            return
+        assert receiver is not None, "anyio changed: no direct receives any more"
+        await connected.send(b"one chunk")
+        with anyio.fail_after(TIMEOUT):
+            assert await receiver.receive(65536) == b"one chunk"
+    async with OneClientServer(port=0) as server:
+        async with Client("127.0.0.1", server.port) as client:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+            for end in (client, server):
+                assert (channel_of(end).receiver._receiver is not None) == on_asyncio()
+
+
+async def test_a_command_reply_exchange_never_pauses_the_transport() -> None:
+    """The point of the direct receiver: no epoll_ctl pair per message."""
+    if not on_asyncio():
+        pytest.skip("asyncio and uvloop only: trio has no transport to pause")
+    async with OneClientServer(port=0) as server:
+        async with Client("127.0.0.1", server.port) as client:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+            transport = client._channel.stream._transport  # type: ignore[union-attr]
+            with anyio.fail_after(TIMEOUT):
+                for i in range(50):
+                    await client.write_str(f"command {i}")
+                    assert await server.read_str() == f"command {i}"
+                    await server.write_str(f"reply {i}")
+                    assert await client.read_str() == f"reply {i}"
+                    # anyio's own receive would have paused it by now.
+                    assert transport.is_reading(), f"paused after reply {i}"
+
+
+async def test_a_cancelled_direct_receive_loses_nothing() -> None:
+    if not on_asyncio():
+        pytest.skip("asyncio and uvloop only")
+    async with raw_pair() as (accepted, connected):
+        receiver = direct_receiver(accepted)
+        assert receiver is not None
+        with anyio.move_on_after(0.05) as scope:
+            await receiver.receive(65536)
+        assert scope.cancelled_caught
+        await connected.send(b"after the cancelled receive")
+        with anyio.fail_after(TIMEOUT):
+            assert await receiver.receive(65536) == b"after the cancelled receive"
+        await connected.aclose()
+        with anyio.fail_after(TIMEOUT), pytest.raises(anyio.EndOfStream):
+            await receiver.receive(65536)
+        await accepted.aclose()
+        with pytest.raises(anyio.ClosedResourceError):
+            await receiver.receive(65536)
 
 
 @pytest.mark.xfail(

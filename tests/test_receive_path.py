@@ -29,7 +29,14 @@ from anytcpip import Client, OneClientServer
 from anytcpip._channel import Channel
 from anytcpip._constants import RECEIVE_CHUNK_SIZE
 from anytcpip._receive import HIGH_WATER_MARK
-from helpers import TIMEOUT, CallbackRecorder, connected_pair, reset_socket
+from helpers import (
+    TIMEOUT,
+    CallbackRecorder,
+    CountingSender,
+    MemoryConnection,
+    connected_pair,
+    reset_socket,
+)
 
 MiB = 1024 * 1024
 linux_only = pytest.mark.skipif(
@@ -248,14 +255,44 @@ async def test_bulk_reads_lose_nothing(size: int) -> None:
     assert received == payload
 
 
-async def test_heartbeats_are_skipped_when_the_reader_receives() -> None:
-    policy = {"heartbeat_interval": 0.01}
-    async with connected_pair(policy, policy) as (server, client):
-        with anyio.fail_after(TIMEOUT):
-            for i in range(5):
-                await anyio.sleep(0.03)  # heartbeats arrive meanwhile
-                await client.write_str(f"data {i}")
-                assert await server.read_str() == f"data {i}"
+@pytest.mark.parametrize(
+    "seconds", [receive_module.RECEIVE_LINGER, 60.0], ids=["linger", "long-linger"]
+)
+async def test_heartbeats_are_skipped_when_the_reader_receives(seconds: float) -> None:
+    """Heartbeats that arrive between reads are skipped, whoever receives them.
+
+    The client is a connection over a real socket whose sends are counted,
+    so the test waits for a whole heartbeat to be sent before each message:
+    TCP delivers it first, and the server's read must skip it. Once the
+    linger is over the pump receives it; with a long linger, the reader.
+    """
+    heartbeat_line = anytcpip.HEARTBEAT + b"\r\n"
+    interval = 0.01
+    with linger(seconds):
+        async with OneClientServer(port=0, heartbeat_interval=interval) as server:
+            stream = await anyio.connect_tcp("127.0.0.1", server.port)
+            sender = CountingSender(stream)
+            async with MemoryConnection(
+                sender, name="client", heartbeat_interval=interval
+            ) as client:
+                by_pump = 0
+                with anyio.fail_after(TIMEOUT):
+                    await server.wait_connected()
+                    receiver = channel_of(server).receiver
+                    for i in range(5):
+                        # Only heartbeats are sent meanwhile: a whole one.
+                        await sender.wait_sent(sender.sent + len(heartbeat_line))
+                        before = sender.sent
+                        await client.write_str(f"data {i}")
+                        assert await server.read_str() == f"data {i}"
+                        # Received (so skipped), and not counted as messages.
+                        received = server.stats.bytes_received
+                        assert received >= before + len(f"data {i}\r\n")
+                        assert server.stats.messages_received == i + 1
+                        if i == 0:  # from now on, the reader holds the role
+                            by_pump = receiver.pump_receives
+                if seconds > 1:  # the reader received every heartbeat since
+                    assert receiver.pump_receives == by_pump
 
 
 # -- fault 9: the memory bound on every backend -----------------------------------

@@ -34,7 +34,7 @@ from typing import Protocol, TypeVar
 import anyio
 import anyio.abc
 
-from ._exceptions import ConnectionLostError, NotConnectedError
+from ._exceptions import ConnectionLostError, NotConnectedError, prefixed
 from ._framing import FrameBuffer, NeedData
 from ._receive import HIGH_WATER_MARK, LOW_WATER_MARK, READS_PER_CHECKPOINT, ReceiveSide
 from ._send import (
@@ -213,8 +213,8 @@ class Channel:
 
     def _down_error(self) -> ConnectionError:
         if self.state is ChannelState.CLOSED:
-            return NotConnectedError(f"{self.who}: {self.reason}")
-        return ConnectionLostError(f"{self.who}: {self.reason}")
+            return NotConnectedError(prefixed(self.who, self.reason))
+        return ConnectionLostError(prefixed(self.who, self.reason))
 
     def _lost(self, reason: str) -> None:
         self._go_down(ChannelState.LOST, reason)

@@ -215,7 +215,7 @@ class Client(RequestMixin, BaseClientOrServer):
         stream, self._pending = self._pending, None
         if stream is None:
             return
-        channel = self._adopt(stream, self._describe())
+        channel = self._adopt(stream)
         task_group.start_soon(self._run_channel, channel)
         await self._report()
 
@@ -254,7 +254,7 @@ class Client(RequestMixin, BaseClientOrServer):
             if self._closed:
                 await anyio.aclose_forcefully(stream)
                 return
-            channel = self._adopt(stream, self._describe())
+            channel = self._adopt(stream)
             connected_at = anyio.current_time()
             await self._run_channel(channel)
             if self._closed:

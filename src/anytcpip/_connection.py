@@ -34,7 +34,7 @@ from ._constants import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_TERMINATOR,
 )
-from ._exceptions import NotConnectedError
+from ._exceptions import NotConnectedError, prefixed
 from ._heartbeat import send_heartbeats
 from ._io_api import ReadWriteMixin
 from ._options import ConnectionOptions, check_async_callable
@@ -167,7 +167,18 @@ class BaseClientOrServer(ReadWriteMixin):
         self._closed = False
         self._task_group: anyio.abc.TaskGroup | None = None
         # Connection-state changes, queued in order and reported to the callback.
-        self._reporter = StateReporter(self.call_connect_callback, self._log)
+        # Reports run a callback only if there is one to run: the user's, or
+        # a subclass's override of the call_connect_callback hook.
+        hooked = (
+            type(self).call_connect_callback
+            is not BaseClientOrServer.call_connect_callback
+        )
+        self._reporter = StateReporter(
+            self.call_connect_callback
+            if connect_callback is not None or hooked
+            else None,
+            self._log,
+        )
         # Set when this instance can never connect again (reconnect gave up).
         self._failure: BaseException | None = None
 
@@ -363,8 +374,15 @@ class BaseClientOrServer(ReadWriteMixin):
 
     # -- connection state and callbacks -------------------------------------
 
-    def _adopt(self, stream: anyio.abc.ByteStream, who: str) -> Channel:
-        """Make ``stream`` the current connection and queue the change."""
+    def _adopt(self, stream: anyio.abc.ByteStream, peer: str | None = None) -> Channel:
+        """Make ``stream`` the current connection and queue the change.
+
+        The connection's description (``Channel.who``, the prefix of its log
+        and error messages) is built here, and only here: this end's
+        (:meth:`_describe`), followed by ``peer`` if given (which client of
+        a server, say).
+        """
+        who = self._describe() if peer is None else prefixed(self._describe(), peer)
         channel = Channel(
             stream,
             who=who,
@@ -399,19 +417,30 @@ class BaseClientOrServer(ReadWriteMixin):
         (their writes fail), and end by themselves at the end of the data.
         """
         async with anyio.create_task_group() as task_group:
-            # Report the connection without delaying the pump.
-            task_group.start_soon(self._report)
-            bound_scope = anyio.CancelScope()
-            task_group.start_soon(self._run_bound_tasks, channel, bound_scope)
-            heartbeat_scope = anyio.CancelScope()
+            if self._reporter.has_callback:
+                # Report the connection without delaying the pump.
+                task_group.start_soon(self._report)
+            else:
+                await self._report()  # synchronous: nothing to run
+            # Tasks are started only when there is work for them (each
+            # costs a task and a cancel scope per connection).
+            bound_scope: anyio.CancelScope | None = None
+            if self._has_channel_tasks():
+                bound_scope = anyio.CancelScope()
+                task_group.start_soon(self._run_bound_tasks, channel, bound_scope)
+            heartbeat_scope: anyio.CancelScope | None = None
             try:
                 channel.attach(task_group)  # the flusher starts when needed
                 if self.heartbeat_interval is not None:
+                    heartbeat_scope = anyio.CancelScope()
                     task_group.start_soon(self._heartbeats, channel, heartbeat_scope)
                 await channel.pump(receive_timeout=self.heartbeat_timeout)
             finally:
-                heartbeat_scope.cancel()
-                if channel.state is ChannelState.CLOSED or not len(channel.frames):
+                if heartbeat_scope is not None:
+                    heartbeat_scope.cancel()
+                if bound_scope is not None and (
+                    channel.state is ChannelState.CLOSED or not len(channel.frames)
+                ):
                     bound_scope.cancel()
                 if channel.sender.unflushed:
                     task_group.start_soon(self._count_when_done, channel)
@@ -462,6 +491,16 @@ class BaseClientOrServer(ReadWriteMixin):
             await send_heartbeats(
                 channel, self.heartbeat_interval, self._write_terminator
             )
+
+    def _has_channel_tasks(self) -> bool:
+        """Whether a subclass overrides :meth:`_start_channel_tasks`.
+
+        Only then does each connection get a task (and a task group) for them.
+        """
+        return (
+            type(self)._start_channel_tasks
+            is not BaseClientOrServer._start_channel_tasks
+        )
 
     def _start_channel_tasks(
         self, channel: Channel, task_group: anyio.abc.TaskGroup

@@ -21,7 +21,17 @@ __all__ = [
     "NotConnectedError",
     "RequestTimeoutError",
     "UnknownMessageError",
+    "prefixed",
 ]
+
+
+def prefixed(who: str, text: str) -> str:
+    """Return ``text`` prefixed with the connection's description ``who``, if any.
+
+    The one way a log or error message names its connection:
+    ``"Client 'x' (127.0.0.1:5000): connection closed by the peer"``.
+    """
+    return f"{who}: {text}" if who else text
 
 
 class AnyTcpIpError(Exception):
@@ -47,10 +57,12 @@ class IncompleteReadError(AnyTcpIpError, asyncio.IncompleteReadError):
     def __init__(self, partial: bytes, expected: int | None, who: str = "") -> None:
         super().__init__(partial, expected)
         wanted = "a terminator" if expected is None else f"{expected} bytes"
-        prefix = f"{who}: " if who else ""
         self.args: tuple[Any, ...] = (
-            f"{prefix}connection closed by the peer after {len(partial)} bytes "
-            f"of a message; expected {wanted}",
+            prefixed(
+                who,
+                f"connection closed by the peer after {len(partial)} bytes "
+                f"of a message; expected {wanted}",
+            ),
         )
         self.who = who
 

@@ -36,7 +36,12 @@ from collections import deque
 from typing import Any, Final, Literal
 
 from ._constants import DEFAULT_MAX_LINE_LENGTH
-from ._exceptions import FrameTooLargeError, IncompleteReadError, LimitOverrunError
+from ._exceptions import (
+    FrameTooLargeError,
+    IncompleteReadError,
+    LimitOverrunError,
+    prefixed,
+)
 
 __all__ = ["NEED_DATA", "FrameBuffer", "NeedData", "fill_ctypes"]
 
@@ -75,11 +80,11 @@ class FrameBuffer:
         "_chunked",
         "_chunks",
         "_eof",
-        "_lines",
-        "_lines_size",
-        "_lines_term",
         "_scan_term",
         "_scanned",
+        "lines",
+        "lines_size",
+        "lines_term",
         "max_line_length",
         "who",
     )
@@ -93,7 +98,7 @@ class FrameBuffer:
         self.who: str = who
         self._buf = bytearray()
         # Received chunks not yet copied into ``_buf``, and their total size.
-        # They follow nothing: ``_buf`` and ``_lines`` are empty while there
+        # They follow nothing: ``_buf`` and ``lines`` are empty while there
         # are any.
         self._chunks: list[bytes] = []
         self._chunked = 0
@@ -103,16 +108,18 @@ class FrameBuffer:
         self._scanned = 0
         self._scan_term = b""
         # Complete messages split off the front of the stream by
-        # ``next_text``, without their terminator ``_lines_term``, and their
+        # ``next_text``, without their terminator ``lines_term``, and their
         # total size, terminators included. They precede ``_buf``; every read
         # but ``next_text`` puts them back first. There are no chunks while
         # there are split messages, as if they were still in ``_buf``.
-        self._lines: deque[bytes] = deque()
-        self._lines_size = 0
-        self._lines_term = b""
+        # Not private: ``ReceiveSide.try_read_text`` pops a split message
+        # itself (the hottest path), keeping ``lines_size`` in step.
+        self.lines: deque[bytes] = deque()
+        self.lines_size: int = 0
+        self.lines_term: bytes = b""
 
     def __len__(self) -> int:
-        return len(self._buf) + self._chunked + self._lines_size
+        return len(self._buf) + self._chunked + self.lines_size
 
     @property
     def eof(self) -> bool:
@@ -132,7 +139,7 @@ class FrameBuffer:
             return
         if self._eof:
             raise RuntimeError("cannot feed data after end of stream")
-        if not self._buf and not self._lines and type(data) is bytes:
+        if not self._buf and not self.lines and type(data) is bytes:
             self._chunks.append(data)  # copied only if a parse needs it
             self._chunked += len(data)
         else:
@@ -150,16 +157,16 @@ class FrameBuffer:
 
     def _unsplit(self) -> None:
         """Put the split messages back in front of the buffer (call if any)."""
-        lines = self._lines
-        terminator = self._lines_term
+        lines = self.lines
+        terminator = self.lines_term
         self._buf[:0] = terminator.join(lines) + terminator  # no chunks now
         lines.clear()
-        self._lines_size = 0
+        self.lines_size = 0
         self._scanned = 0
 
     def peek(self) -> bytes:
         """Return a copy of all buffered bytes, consuming nothing."""
-        if self._lines:
+        if self.lines:
             self._unsplit()
         if self._chunks:
             return b"".join(self._chunks)
@@ -186,7 +193,7 @@ class FrameBuffer:
         """
         if n < 0:
             raise ValueError(f"n={n} must be >= 0")
-        if self._lines:
+        if self.lines:
             self._unsplit()
         chunks = self._chunks
         if chunks and n >= len(chunks[0]):
@@ -210,7 +217,7 @@ class FrameBuffer:
         """
         if n < 0:
             raise ValueError(f"n={n} must be >= 0")
-        if self._lines:
+        if self.lines:
             self._unsplit()
         if self._chunks:
             self._absorb()
@@ -252,7 +259,7 @@ class FrameBuffer:
         tlen = len(terminator)
         if tlen == 0:
             raise ValueError("the terminator must not be empty")
-        if self._lines:
+        if self.lines:
             self._unsplit()
         if self._chunks:
             self._absorb()
@@ -273,8 +280,11 @@ class FrameBuffer:
         self._scanned = max(0, min(blen, limit + tlen) - tlen + 1)
         if blen > limit and not self._may_complete(terminator):
             raise LimitOverrunError(
-                f"{self.who + ': ' if self.who else ''}message longer than "
-                f"max_line_length={limit} bytes without terminator {terminator!r}",
+                prefixed(
+                    self.who,
+                    f"message longer than max_line_length={limit} bytes "
+                    f"without terminator {terminator!r}",
+                ),
                 blen,
             )
         if self._eof:
@@ -299,14 +309,14 @@ class FrameBuffer:
         LimitOverrunError, IncompleteReadError
             As :meth:`next_line`.
         """
-        lines = self._lines
-        if lines and self._lines_term != terminator:
+        lines = self.lines
+        if lines and self.lines_term != terminator:
             self._unsplit()
         tlen = len(terminator)
         while True:
             if lines:  # the fast path: a message split off earlier
                 line: bytes | bytearray = lines.popleft()
-                self._lines_size -= len(line) + tlen
+                self.lines_size -= len(line) + tlen
                 if skip is not None and line == skip:
                     continue
                 return line.decode(encoding)
@@ -361,9 +371,9 @@ class FrameBuffer:
             first = next(i for i, part in enumerate(parts) if len(part) > limit)
             del parts[first:]
             size = sum(map(len, parts)) + first * tlen
-        self._lines.extend(parts)
-        self._lines_size = size
-        self._lines_term = terminator
+        self.lines.extend(parts)
+        self.lines_size = size
+        self.lines_term = terminator
         self._scanned = 0
         # What remains is buffered as it would be had the messages been
         # consumed one by one (so other reads see the same layout).
@@ -386,7 +396,7 @@ class FrameBuffer:
         IncompleteReadError
             As :meth:`next_exactly`.
         """
-        if self._lines:
+        if self.lines:
             self._unsplit()
         if self._chunks:
             self._absorb()
@@ -421,7 +431,7 @@ class FrameBuffer:
             At end of stream mid-frame; ``.expected`` is the whole frame's size
             (prefix included) once the prefix is known.
         """
-        if self._lines:
+        if self.lines:
             self._unsplit()
         if self._chunks:
             self._absorb()
@@ -433,8 +443,10 @@ class FrameBuffer:
         size = int.from_bytes(buf[:prefix], byteorder)
         if size > max_size:
             raise FrameTooLargeError(
-                f"{self.who + ': ' if self.who else ''}frame of {size} bytes is "
-                f"larger than max_frame_size={max_size}",
+                prefixed(
+                    self.who,
+                    f"frame of {size} bytes is larger than max_frame_size={max_size}",
+                ),
                 size,
                 max_size,
             )

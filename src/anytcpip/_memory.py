@@ -157,7 +157,7 @@ class MemoryConnection(RequestMixin, BaseClientOrServer):
         self._stream = stream
 
     async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
-        channel = self._adopt(self._stream, f"{self._describe()}: memory stream")
+        channel = self._adopt(self._stream, "memory stream")
         task_group.start_soon(self._run_channel, channel)
 
 

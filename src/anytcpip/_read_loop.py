@@ -14,7 +14,7 @@ import anyio
 import anyio.abc
 
 from ._channel import Channel
-from ._exceptions import IncompleteReadError
+from ._exceptions import IncompleteReadError, prefixed
 from ._server import OneClientServer
 
 __all__ = ["OneClientReadLoopServer"]
@@ -67,5 +67,5 @@ class OneClientReadLoopServer(OneClientServer, abc.ABC):
 def _reason(exc: BaseException, channel: Channel) -> str:
     """Return the text of ``exc`` without the connection's name (logged already)."""
     text = str(exc)
-    prefix = channel.who + ": "
+    prefix = prefixed(channel.who, "")
     return text[len(prefix) :] if text.startswith(prefix) else text

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import anyio
@@ -64,7 +64,13 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._constants import RECEIVE_CHUNK_SIZE
-from ._exceptions import ConnectionLostError, IncompleteReadError, NotConnectedError
+from ._direct_receive import direct_receiver
+from ._exceptions import (
+    ConnectionLostError,
+    IncompleteReadError,
+    NotConnectedError,
+    prefixed,
+)
 from ._framing import NEED_DATA, FrameBuffer, NeedData
 from ._tcp_info import HangupWatch, hangup_watch, kernel_idle_time, peer_reset
 from ._workarounds import bound_read_queue
@@ -90,6 +96,16 @@ READS_PER_CHECKPOINT = 1024
 RECEIVE_LINGER = 0.005
 """Seconds the receiving role stays with the readers after a read received."""
 
+BULK_RECEIVE_SIZE = 4 * RECEIVE_CHUNK_SIZE
+"""Most bytes one ``read(n)`` asks of the stream while nothing is buffered.
+
+The chunk goes straight to the caller, so it is never held by the
+connection: receiving what the caller asked for (up to this) takes fewer
+system calls and wake-ups than 256 KiB at a time, where the stream can
+deliver more at once (trio). Larger requests would only allocate larger
+buffers per receive.
+"""
+
 _T = TypeVar("_T")
 
 
@@ -103,6 +119,15 @@ def receives_losslessly(stream: anyio.abc.ByteStream) -> bool:
     return isinstance(stream, anyio.abc.SocketStream) and type(
         stream
     ).__module__.startswith("anyio._backends.")
+
+
+def _nothing() -> None:
+    pass
+
+
+def _deadline(monotonic: float) -> float:
+    """Convert a ``time.monotonic()`` time to the event loop's clock."""
+    return anyio.current_time() + (monotonic - time.monotonic())
 
 
 class ReceiveSide:
@@ -140,7 +165,17 @@ class ReceiveSide:
         self._on_lost = on_lost
         self._before_wait = before_wait
         self._direct = receives_losslessly(stream)
-        bound_read_queue(stream)
+        # asyncio and uvloop: a receive that keeps the transport reading;
+        # elsewhere anyio's own, with its queue bounded to one chunk.
+        receiver = self._receiver = direct_receiver(stream)
+        self._receive: Callable[[int], Awaitable[bytes]] = (
+            stream.receive if receiver is None else receiver.receive
+        )
+        self._pause_reading: Callable[[], None] = (
+            _nothing if receiver is None else receiver.pause
+        )
+        if receiver is None:
+            bound_read_queue(stream)
         self._open = True
         self._closed_here = False  # shut because this end closed
         self._reason = ""
@@ -152,14 +187,17 @@ class ReceiveSide:
         self._data_waiter: anyio.Event | None = None  # a reader awaits the pump
         self._receiving = False  # some task is in stream.receive()
         self._reading = False  # a reader is in read_slow
+        # Times are time.monotonic() (cheap, unlike anyio.current_time()),
+        # converted by _deadline() for the pump's cancel scopes.
         self._readers_until = 0.0  # the role stays with readers until then
         self._wanted = 0
         self._draining = False  # the peer has closed: receive the rest
         self._watch: HangupWatch | None = None
         self._watchable = True  # until hangup_watch() says it cannot
         self._fast_reads = READS_PER_CHECKPOINT
+        self._reads_after_end = 0  # read_slow calls since the connection went down
         self._eof_delivered = False
-        self._received_at = 0.0  # anyio.current_time() of the last bytes
+        self._received_at = 0.0  # time.monotonic() of the last bytes
         self.pump_receives: int = 0  # chunks received by the pump (for tests)
         self.bytes_received: int = 0
         self.messages_received: int = 0
@@ -222,14 +260,14 @@ class ReceiveSide:
             many seconds (counting bytes the kernel received while the
             buffer was full, where the OS reports them).
         """
-        self._received_at = anyio.current_time()
+        self._received_at = time.monotonic()
         try:
             with self._pump_scope:
                 if receive_timeout is None:
                     while True:
                         await self._pump_once()
                 while True:
-                    deadline = self._received_at + receive_timeout
+                    deadline = _deadline(self._received_at + receive_timeout)
                     with anyio.CancelScope(deadline=deadline) as watchdog:
                         while True:
                             await self._pump_once()
@@ -255,7 +293,7 @@ class ReceiveSide:
 
     def _silent(self, timeout: float) -> bool:
         """Whether nothing arrived for ``timeout`` s (the watchdog fired)."""
-        now = anyio.current_time()
+        now = time.monotonic()
         if now - self._received_at < timeout:
             return False  # a reader received meanwhile
         if len(self.frames) >= HIGH_WATER_MARK:
@@ -289,19 +327,20 @@ class ReceiveSide:
                 await self._park_pump(math.inf)
             elif self._draining:
                 break
-            elif anyio.current_time() < self._readers_until:
-                await self._park_pump(self._readers_until)
+            elif time.monotonic() < self._readers_until:
+                await self._park_pump(_deadline(self._readers_until))
             elif len(frames) >= max(HIGH_WATER_MARK, self._wanted):
                 await self._park_pump(math.inf, full=True)
             else:
                 break
         self._receiving = True
+        self._before_receive()
         try:
-            data = await self.stream.receive(RECEIVE_CHUNK_SIZE)
+            data = await self._receive(RECEIVE_CHUNK_SIZE)
         finally:
             self._receiving = False
         self.pump_receives += 1
-        self._received_at = anyio.current_time()
+        self._received_at = time.monotonic()
         self._received(data)
         if self._data_waiter is not None:
             # A reader was waiting: it will likely read again, and receive
@@ -321,6 +360,7 @@ class ReceiveSide:
         waiter = anyio.Event()
         if full:
             self._space_waiter = waiter
+            self._pause_reading()  # leave the rest in the kernel (backpressure)
         else:
             self._park_waiter = waiter
         watch = None if self._draining else self._hangup_watch()
@@ -355,8 +395,8 @@ class ReceiveSide:
             # The deadline passed: park on if readers kept the role meanwhile.
             if self._receiving:
                 deadline = math.inf
-            elif anyio.current_time() < self._readers_until:
-                deadline = self._readers_until
+            elif time.monotonic() < self._readers_until:
+                deadline = _deadline(self._readers_until)
             else:
                 return
 
@@ -410,9 +450,9 @@ class ReceiveSide:
 
     def _raise_if_unreadable(self) -> None:
         if self._closed_here:
-            raise NotConnectedError(f"{self.who}: {self._reason}")
+            raise NotConnectedError(prefixed(self.who, self._reason))
         if self._eof_delivered:
-            raise ConnectionLostError(f"{self.who}: {self._reason}")
+            raise ConnectionLostError(prefixed(self.who, self._reason))
 
     def try_read(self, parse: Callable[[FrameBuffer], _T | NeedData]) -> _T | NeedData:
         """Parse a frame that is already buffered, without waiting.
@@ -437,14 +477,33 @@ class ReceiveSide:
         """:meth:`try_read` specialised for ``FrameBuffer.next_text`` (hot path)."""
         if self._fast_reads <= 0:
             return NEED_DATA
-        result = self.frames.next_text(terminator, encoding, skip)
-        if result is not NEED_DATA:
-            # _consumed_fast(), inlined: this is the hottest path of all.
+        frames = self.frames
+        lines = frames.lines
+        if lines and skip is None and frames.lines_term == terminator:
+            # FrameBuffer.next_text's own fast path, inlined: a message
+            # already split off, the commonest read of all.
+            line = lines.popleft()
+            frames.lines_size -= len(line) + len(terminator)
+            text = line.decode(encoding)  # consumed even if this raises
+            # _consumed_fast_text(), inlined.
             self._fast_reads -= 1
             self.messages_received += 1
-            if self._space_waiter is not None:
+            if self._space_waiter is not None and frames.lines_size < LOW_WATER_MARK:
                 self._release_space()
+            return text
+        result = frames.next_text(terminator, encoding, skip)
+        if result is not NEED_DATA:
+            self._consumed_fast_text(frames)
         return result
+
+    def _consumed_fast_text(self, frames: FrameBuffer) -> None:
+        """:meth:`_consumed_fast`, with a cheap test for a waiting pump first."""
+        self._fast_reads -= 1
+        self.messages_received += 1
+        # The split-off messages alone keep the buffer above the low-water
+        # mark most of the time: only then is the whole size worth summing.
+        if self._space_waiter is not None and frames.lines_size < LOW_WATER_MARK:
+            self._release_space()
 
     def try_read_into(self, obj: object, size: int) -> bool:
         """:meth:`try_read` specialised for ``FrameBuffer.next_into`` (hot path).
@@ -508,7 +567,7 @@ class ReceiveSide:
         """Read up to ``n`` bytes; a received chunk is handed out as it is."""
         if n < 0:
             raise ValueError(f"n={n} must be >= 0")
-        if self._fast_reads > 0 and len(self.frames):
+        if self._fast_reads > 0 and (len(self.frames) or not n):
             data = self.frames.next_some(n)
             assert data is not NEED_DATA
             self._consumed_fast()
@@ -526,12 +585,25 @@ class ReceiveSide:
 
         With ``bulk`` (a ``read(n)``), a chunk received while nothing is
         buffered is returned as it is, without passing through the buffer.
+
+        Call it only after :meth:`try_read` (or one of its specialisations)
+        found nothing: when that one parsed, so did the fast path, and the
+        first parse here is skipped.
         """
         if self._reading:
             raise anyio.BusyResourceError("reading from")
         self._reading = True
-        yield_first = self._fast_reads <= 0
-        self._fast_reads = 0  # no fast reads while this one is in progress
+        tried = False  # the fast path parsed just now (and found nothing)
+        if self._open:
+            # 0: READS_PER_CHECKPOINT fast reads in a row, or a reader waited.
+            tried = self._fast_reads > 0
+            yield_first = not tried
+            self._fast_reads = 0  # no fast reads while this one is in progress
+        else:
+            # Down: every read comes here (what is still buffered after the
+            # peer's close is read out), so count them here instead.
+            self._reads_after_end += 1
+            yield_first = self._reads_after_end % READS_PER_CHECKPOINT == 0
         try:
             self._raise_if_unreadable()
             frames = self.frames
@@ -547,16 +619,20 @@ class ReceiveSide:
                         result = parse(frames)
                     except IncompleteReadError as exc:
                         raise ConnectionLostError(
-                            f"{self.who}: {self._reason}"
+                            prefixed(self.who, self._reason)
                         ) from exc
                     assert result is not NEED_DATA
                     return result
-                try:
-                    result = parse(frames)
-                except IncompleteReadError as exc:
-                    if self._reset:
-                        self._say_reset(exc)
-                    raise
+                if tried:  # nothing changed since the fast path's parse
+                    tried = False
+                    result = NEED_DATA
+                else:
+                    try:
+                        result = parse(frames)
+                    except IncompleteReadError as exc:
+                        if self._reset:
+                            self._say_reset(exc)
+                        raise
                 if result is not NEED_DATA:
                     self.messages_received += 1
                     if self._space_waiter is not None:
@@ -569,7 +645,11 @@ class ReceiveSide:
                     and not self._receiving
                     and not frames.eof
                 ):
-                    data = await self._receive_as_reader()
+                    data = await self._receive_as_reader(
+                        min(bulk, BULK_RECEIVE_SIZE)
+                        if bulk > RECEIVE_CHUNK_SIZE
+                        else RECEIVE_CHUNK_SIZE
+                    )
                     if bulk and 0 < len(data) <= bulk and not len(frames):
                         if not frames.eof:  # else: arrived after the end
                             self.bytes_received += len(data)
@@ -591,19 +671,34 @@ class ReceiveSide:
         """Make an incomplete message's error say that the peer reset."""
         wanted = "a terminator" if exc.expected is None else f"{exc.expected} bytes"
         exc.args = (
-            f"{self.who}: connection reset by the peer after {len(exc.partial)} "
-            f"bytes of a message; expected {wanted}",
+            prefixed(
+                self.who,
+                f"connection reset by the peer after {len(exc.partial)} "
+                f"bytes of a message; expected {wanted}",
+            ),
         )
 
-    async def _receive_as_reader(self) -> bytes:
+    def _before_receive(self) -> None:
+        """Tell a direct receiver whether the transport may read ahead.
+
+        Not if the chunk may fill the buffer: then the pump stops, and what
+        the transport read meanwhile would sit in anyio's queue on top of
+        the bound.
+        """
+        receiver = self._receiver
+        if receiver is not None:
+            receiver.read_on = len(self.frames) + RECEIVE_CHUNK_SIZE < HIGH_WATER_MARK
+
+    async def _receive_as_reader(self, max_bytes: int) -> bytes:
         """Receive one chunk from the calling reader (the role is free).
 
         Cancel-safe: a cancelled receive returns nothing and loses nothing.
         Returns ``b""`` when the connection has ended (already recorded).
         """
         self._receiving = True
+        self._before_receive()
         try:
-            data = await self.stream.receive(RECEIVE_CHUNK_SIZE)
+            data = await self._receive(max_bytes)
         except (
             anyio.EndOfStream,
             anyio.ClosedResourceError,
@@ -620,14 +715,13 @@ class ReceiveSide:
 
     def _keep_role(self) -> None:
         """Keep the role with the readers for the linger; move the pump's deadline."""
-        now = anyio.current_time()
-        self._readers_until = until = now + RECEIVE_LINGER
+        self._readers_until = time.monotonic() + RECEIVE_LINGER
         park = self._park
-        if park is not None and park.deadline > until + RECEIVE_LINGER / 2:
-            # Parked while a reader received (deadline infinite): wake it at
-            # the end of the linger. A nearer deadline is left alone (a timer
+        if park is not None and park.deadline == math.inf:
+            # Parked while a reader received: wake it at the end of the
+            # linger. A finite deadline (the linger's) is left alone (a timer
             # per read would cost more); the pump re-parks if it is early.
-            park.deadline = until
+            park.deadline = anyio.current_time() + RECEIVE_LINGER
 
     async def _wait_for_pump(self, wanted: int) -> None:
         """Wait for the pump to receive (it holds the role, or must take it)."""

@@ -43,12 +43,16 @@ class StateReporter:
         ``BaseClientOrServer.call_connect_callback`` (which logs the user
         callback's exceptions). It is not given the state: while it runs,
         :meth:`reported_state_for_current_task` says which state it reports.
+        None if there is nothing to run: then a report only marks the queued
+        changes reported, synchronously (no lock, no task switch).
     log
         Logger for skipped reports.
     """
 
     def __init__(
-        self, call_callback: Callable[[], Awaitable[None]], log: logging.Logger
+        self,
+        call_callback: Callable[[], Awaitable[None]] | None,
+        log: logging.Logger,
     ) -> None:
         self._call_callback = call_callback
         self._log = log
@@ -56,20 +60,29 @@ class StateReporter:
         self._transitions: deque[bool] = deque()
         self._reported = False
         self._lock: anyio.Lock | None = None
+        self._started = False
         self._reporting_task: int | None = None
+        # Created by the first waiter after each change (events cost a few
+        # microseconds each, and most changes have nobody waiting).
         self._state_changed: anyio.Event | None = None
         self._callback_scope: anyio.CancelScope | None = None
         self._abandoned = False
 
     def start(self) -> None:
         """Get ready to report (in the event loop, on entering ``async with``)."""
-        self._lock = anyio.Lock()
-        self._state_changed = anyio.Event()
+        if self._call_callback is not None:
+            self._lock = anyio.Lock()
+        self._started = True
 
     @property
     def started(self) -> bool:
         """Whether :meth:`start` was called."""
-        return self._state_changed is not None
+        return self._started
+
+    @property
+    def has_callback(self) -> bool:
+        """Whether reports run a callback (else they never wait)."""
+        return self._call_callback is not None
 
     def queue(self, state: bool) -> None:
         """Queue a change to ``state`` (synchronously) and wake the waiters."""
@@ -80,7 +93,7 @@ class StateReporter:
         """Wake every task waiting in :meth:`wait_changed`."""
         event = self._state_changed
         if event is not None:
-            self._state_changed = anyio.Event()
+            self._state_changed = None
             event.set()
 
     def reported_state_for_current_task(self) -> bool | None:
@@ -102,10 +115,18 @@ class StateReporter:
         Returns at once when called from within the callback (the outer call
         reports the rest). The caller's cancellation reaches the callback.
         """
-        lock = self._lock
-        if lock is None:
-            self._transitions.clear()
+        transitions = self._transitions
+        call_callback = self._call_callback
+        if not self._started:
+            transitions.clear()
             return
+        if call_callback is None:  # nothing to run: the changes are reported
+            if transitions:
+                self._reported = transitions[-1]
+                transitions.clear()
+            return
+        lock = self._lock
+        assert lock is not None
         current = anyio.get_current_task().id
         if self._reporting_task == current:
             # Called from within the callback: the outer loop reports.
@@ -136,7 +157,7 @@ class StateReporter:
                 with anyio.CancelScope() as scope:
                     self._callback_scope = scope
                     try:
-                        await self._call_callback()
+                        await call_callback()
                     finally:
                         self._callback_scope = None
         finally:
@@ -161,7 +182,9 @@ class StateReporter:
         Check the condition you wait for before each call, in the same
         synchronous step: no change is missed in between.
         """
+        if not self._started:
+            raise RuntimeError("StateReporter.start() was not called")
         event = self._state_changed
         if event is None:
-            raise RuntimeError("StateReporter.start() was not called")
+            event = self._state_changed = anyio.Event()
         await event.wait()

@@ -221,7 +221,7 @@ class OneClientServer(RequestMixin, BaseClientOrServer):
             self._abort_channel(current, "the connection was replaced by a new client")
         if self.keepalive:
             set_socket_options(stream)
-        channel = self._adopt(stream, f"{self._describe()}: client {_peer(stream)}")
+        channel = self._adopt(stream, f"client {_peer(stream)}")
         task_group.start_soon(self._run_channel, channel)
         return True
 

@@ -71,7 +71,9 @@ def _tcp_info(stream: anyio.abc.AnyByteStream) -> tuple[int, int, int] | None:
         return None
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _INFO.size)
-    except OSError:
+    except (OSError, ValueError):
+        # ValueError: uvloop's stand-in socket once the transport has closed
+        # the descriptor (it noticed the reset first).
         return None
     if len(info) < _INFO.size:
         return None

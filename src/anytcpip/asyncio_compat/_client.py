@@ -53,9 +53,9 @@ class _NativeCompatClient(_NativeClient):
         super().__init__(host, port, **kwargs)
         self._owner = owner
 
-    def _adopt(self, stream: anyio.abc.ByteStream, who: str) -> Any:
+    def _adopt(self, stream: anyio.abc.ByteStream, peer: str | None = None) -> Any:
         self._owner._adopted(stream)
-        return super()._adopt(stream, who)
+        return super()._adopt(stream, peer)
 
 
 # Errors and log messages name the class the user knows.

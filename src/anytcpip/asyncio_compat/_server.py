@@ -56,9 +56,9 @@ class _NativeCompatServer(_NativeServer):
     def _listener_options(self) -> dict[str, Any]:
         return self._compat_listener_options
 
-    def _adopt(self, stream: anyio.abc.ByteStream, who: str) -> Any:
+    def _adopt(self, stream: anyio.abc.ByteStream, peer: str | None = None) -> Any:
         self._owner._adopted(stream)
-        return super()._adopt(stream, who)
+        return super()._adopt(stream, peer)
 
     def listening_sockets(self) -> tuple[socket.socket, ...]:
         """Return the listening sockets, one per address family."""

@@ -1,0 +1,150 @@
+"""Receive from anyio's asyncio stream without pausing the transport per chunk.
+
+Rationale
+---------
+anyio's asyncio ``SocketStream.receive()`` resumes the transport's reading
+before it waits and pauses it again after every wait. On a selector loop
+each resume and pause is an ``epoll_ctl`` system call plus the loop's
+reader bookkeeping, so in a command/reply exchange, where nearly every
+receive waits, two system calls per message are spent just to keep anyio's
+queue from growing while nobody receives. asyncio's own streams keep the
+transport reading and pause only when their buffer passes a limit; that is
+most of why they beat plain anyio on command/reply latency (scenario C of
+``benchmarks/run.py``).
+
+:func:`direct_receiver` returns a :class:`DirectReceiver` whose ``receive``
+does the same job as anyio's, on the same transport and protocol, with that
+policy:
+
+- the transport keeps reading while a receive waits, and a chunk that
+  arrives for a waiting receive does not pause it (so a command/reply
+  exchange makes no ``epoll_ctl`` call at all), unless the caller said that
+  this chunk may fill its buffer (``read_on``); any other chunk pauses it,
+  as before (:func:`~anytcpip._workarounds.bound_read_queue`), so anyio's
+  queue holds at most one chunk whenever nobody receives, and none once the
+  receive side's buffer is full (:meth:`DirectReceiver.pause`): the memory
+  bound is unchanged;
+- a receive that finds the queue empty resumes the transport (a no-op
+  unless a chunk paused it) and waits for the protocol's event;
+- end of stream, a broken connection and a closed stream raise what anyio
+  raises (``EndOfStream``, ``BrokenResourceError`` from the cause,
+  ``ClosedResourceError``);
+- cancellation is safe: a chunk is taken off the queue only after the wait,
+  with nothing awaited in between, so a cancelled receive loses nothing.
+
+The caller guarantees that one task at a time receives (the receive side's
+role), which anyio's ``ResourceGuard`` would otherwise check.
+
+It reaches anyio's private ``_transport``, ``_protocol`` and ``_closed`` by
+duck typing, as ``_direct_send`` does; any missing piece and it returns None,
+and the generic ``stream.receive`` is used. ``tests/test_anyio_internals.py``
+checks that it is active on asyncio and uvloop, so a change in anyio fails
+CI instead of silently costing the speed. trio's ``receive`` already costs
+no system call beyond ``recv``, so trio (and TLS, in-memory streams and
+wrappers) get None.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from ._workarounds import bound_read_queue
+
+__all__ = ["DirectReceiver", "direct_receiver"]
+
+_PROTOCOL_NAMES = ("read_queue", "read_event", "is_at_eof", "exception")
+_TRANSPORT_NAMES = ("is_closing", "resume_reading", "pause_reading")
+
+
+class DirectReceiver:
+    """Receive from anyio's asyncio stream, keeping the transport reading."""
+
+    __slots__ = (
+        "_event",
+        "_protocol",
+        "_queue",
+        "_stream",
+        "_transport",
+        "_waiting",
+        "read_on",
+    )
+
+    def __init__(self, stream: Any, transport: Any, protocol: Any) -> None:
+        self._stream = stream
+        self._transport = transport
+        self._protocol = protocol
+        self._queue = protocol.read_queue
+        self._event = protocol.read_event
+        self._waiting = False  # a receive waits, and the transport may read on
+        # Set by the caller before each receive: False when the chunk may
+        # fill its buffer, so that nothing more is read into anyio's queue.
+        self.read_on: bool = True
+
+    def keep_reading(self) -> bool:
+        """Return whether the transport may read on after this chunk (protocol hook)."""
+        if self._waiting:  # the waiting receive takes it: pause on the next one
+            self._waiting = False
+            return True
+        return False
+
+    def pause(self) -> None:
+        """Stop reading now: nobody will receive for a while (the buffer is full)."""
+        self._transport.pause_reading()
+
+    async def receive(self, max_bytes: int) -> bytes:
+        """Like ``anyio.abc.ByteReceiveStream.receive`` (see above)."""
+        event = self._event
+        if not event.is_set():
+            protocol = self._protocol
+            transport = self._transport
+            if not transport.is_closing() and not protocol.is_at_eof:
+                transport.resume_reading()  # a no-op unless a chunk paused it
+                self._waiting = self.read_on
+                try:
+                    await event.wait()
+                finally:
+                    self._waiting = False
+        else:
+            await anyio.lowlevel.checkpoint()
+        # Nothing is awaited from here on: a cancelled receive took nothing.
+        queue = self._queue
+        try:
+            chunk: bytes = queue.popleft()
+        except IndexError:
+            if self._stream._closed:
+                raise anyio.ClosedResourceError from None
+            if self._protocol.exception:
+                raise anyio.BrokenResourceError from self._protocol.exception
+            raise anyio.EndOfStream from None
+        if len(chunk) > max_bytes:
+            chunk, leftover = chunk[:max_bytes], chunk[max_bytes:]
+            queue.appendleft(leftover)
+        if not queue:
+            event.clear()
+        return chunk
+
+
+def direct_receiver(stream: anyio.abc.ByteStream) -> DirectReceiver | None:
+    """Return a direct receiver for ``stream``, or None (see above).
+
+    On success the transport's pausing is set up for it: call this before
+    anything else receives from ``stream``.
+    """
+    if not isinstance(stream, anyio.abc.SocketStream):
+        return None  # TLS, in-memory, or a wrapper
+    transport: Any = getattr(stream, "_transport", None)
+    protocol: Any = getattr(stream, "_protocol", None)
+    if transport is None or protocol is None or not hasattr(stream, "_closed"):
+        return None  # trio, or a changed anyio
+    if not all(hasattr(protocol, name) for name in _PROTOCOL_NAMES):
+        return None
+    if not all(callable(getattr(transport, name, None)) for name in _TRANSPORT_NAMES):
+        return None
+    receiver = DirectReceiver(stream, transport, protocol)
+    if not bound_read_queue(stream, keep_reading=receiver.keep_reading):
+        return None
+    return receiver
