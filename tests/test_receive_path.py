@@ -24,7 +24,7 @@ import anyio.lowlevel
 import pytest
 
 import anytcpip
-import anytcpip._receive as receive_module
+import anytcpip._receive_role as receive_module
 from anytcpip import Client, OneClientServer
 from anytcpip._channel import Channel
 from anytcpip._constants import RECEIVE_CHUNK_SIZE
