@@ -1,20 +1,15 @@
-"""``Tap``: a transparent one-client TCP proxy that shows and records messages.
+"""``Tap``: a one-client TCP proxy that shows and records what it forwards.
 
 Rationale
 ---------
 A client connects to the tap; the tap then connects to the target (the real
 controller), one target connection per client connection, so each client
 session is a fresh session with the controller, exactly as without the tap.
-Two pumps forward raw chunks, one per direction, as soon as they arrive:
-nothing is re-framed, reordered, dropped or altered. Only *after* a chunk is
-forwarded is a copy cut into messages (:mod:`._tap_framing`) for the display
-and the recording, so neither adds latency to the forwarding.
-
-Ends propagate as they happened: an EOF (FIN) from one side becomes
-``send_eof()`` towards the other (a half-close: the other direction keeps
-flowing), and a reset (RST) from one side becomes a reset of the other (an
-abortive close: ``SO_LINGER`` with a zero timeout, then close). The session
-ends when both directions have ended, or at once on a reset.
+The two connections are forwarded both ways, unchanged, by a
+:class:`TapSession` (:mod:`._tap_session`: raw chunks, EOF as a half-close,
+reset as a reset); this module listens, accepts, connects to the target, and
+sends each record the session emits to the display and the recording (a
+failing display or recording is turned off, never the forwarding).
 
 While a session runs, other clients are accepted and closed at once with
 nothing sent, as :class:`OneClientServer` does. A target that cannot be
@@ -29,7 +24,6 @@ import contextlib
 import logging
 import os
 import socket
-import struct
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -42,27 +36,14 @@ from anyio.streams.stapled import MultiListener
 
 from ._constants import DEFAULT_LOCALHOST
 from ._streams import close_stream
-from ._tap_framing import MessageSplitter, format_record
-from .recording import (
-    Direction,
-    Framing,
-    Header,
-    Record,
-    Recording,
-    RecordingWriter,
-    RecordKind,
-)
+from ._tap_framing import format_record
+from ._tap_session import TapSession, abort_stream
+from .recording import Framing, Header, Record, Recording, RecordingWriter
 
 __all__ = ["Tap"]
 
-CHUNK_SIZE = 65536
-"""The most bytes forwarded per receive."""
-
 DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds the tap waits for the target to accept a connection."""
-
-_OTHER: dict[Direction, Direction] = {"c2s": "s2c", "s2c": "c2s"}
-_STREAM_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
 def _address(stream: anyio.abc.ByteStream) -> str:
@@ -102,49 +83,6 @@ def _os_error(exc: OSError) -> OSError:
         else:
             cause = cause.__cause__
     return exc
-
-
-async def abort_stream(stream: anyio.abc.ByteStream) -> None:
-    """Close ``stream`` abortively, so that its peer sees a reset (RST).
-
-    ``SO_LINGER`` with a zero timeout makes the close send an RST instead of
-    a FIN. A stream without a socket is just closed.
-    """
-    sock = stream.extra(SocketAttribute.raw_socket, None)
-    if sock is not None:
-        try:
-            sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
-        except (OSError, ValueError):  # already closed (uvloop: ValueError)
-            pass
-    with anyio.CancelScope(shield=True):
-        await close_stream(stream)
-
-
-class _Session:
-    """One client connection and its target connection."""
-
-    def __init__(
-        self,
-        number: int,
-        client: anyio.abc.ByteStream,
-        server: anyio.abc.ByteStream,
-        framing: Framing,
-    ) -> None:
-        self.number = number
-        self.streams: dict[Direction, anyio.abc.ByteStream] = {
-            "c2s": server,  # where c2s data goes
-            "s2c": client,
-        }
-        self.client = client
-        self.server = server
-        self.splitters = {
-            "c2s": MessageSplitter(framing),
-            "s2c": MessageSplitter(framing),
-        }
-        self.reset: Direction | None = None
-        self.scope = anyio.CancelScope()
 
 
 class Tap:
@@ -250,7 +188,7 @@ class Tap:
         self._t0 = time.perf_counter()
         self._listener: MultiListener[anyio.abc.SocketStream] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._session: _Session | None = None
+        self._session: TapSession | None = None
         self._ended = 0
         self._changed: anyio.Event | None = None  # created when entered
         self._entered = False
@@ -413,10 +351,12 @@ class Tap:
                 continue
             self.sessions += 1
             # Claimed before the next accept, so a second client is rejected.
-            self._session = _Session(self.sessions, client, client, self.framing)
+            self._session = TapSession(
+                self.sessions, client, self.framing, self._emit, self._now, self.log
+            )
             task_group.start_soon(self._serve, self._session)
 
-    async def _serve(self, session: _Session) -> None:
+    async def _serve(self, session: TapSession) -> None:
         client = session.client
         try:
             try:
@@ -425,8 +365,6 @@ class Tap:
             except (OSError, TimeoutError) as exc:
                 await self._target_failed(session, exc)
                 return
-            session.server = server
-            session.streams["c2s"] = server
             connect = Record(
                 self._now(),
                 "connect",
@@ -442,17 +380,7 @@ class Tap:
                 _address(client),
                 self.target,
             )
-            try:
-                with session.scope:
-                    async with anyio.create_task_group() as task_group:
-                        task_group.start_soon(self._pump, session, "c2s")
-                        task_group.start_soon(self._pump, session, "s2c")
-            finally:
-                with anyio.CancelScope(shield=True):
-                    if session.reset is None:
-                        await close_stream(server)
-                        await close_stream(client)
-                    self._emit(Record(self._now(), "close", None, b"", session.number))
+            await session.forward(server)
         finally:
             with anyio.CancelScope(shield=True):
                 await close_stream(client)  # if cancelled while connecting
@@ -461,7 +389,7 @@ class Tap:
             self._ended += 1
             self._notify()
 
-    async def _target_failed(self, session: _Session, exc: BaseException) -> None:
+    async def _target_failed(self, session: TapSession, exc: BaseException) -> None:
         if isinstance(exc, OSError):
             error = _os_error(exc)
             reason = describe_error(error)
@@ -482,82 +410,10 @@ class Tap:
             except Exception:
                 self.log.exception("tap: on_target_error failed")
 
-    # -- forwarding -------------------------------------------------------------------
-
-    async def _pump(self, session: _Session, direction: Direction) -> None:
-        source = session.streams[_OTHER[direction]]
-        sink = session.streams[direction]
-        while True:
-            try:
-                data = await source.receive(CHUNK_SIZE)
-            except anyio.EndOfStream:
-                self._observe(session, direction, b"")
-                self._event(session, "eof", direction)
-                try:
-                    await sink.send_eof()
-                except _STREAM_ERRORS:
-                    pass
-                return
-            except _STREAM_ERRORS:
-                self._observe(session, direction, b"")
-                await self._reset(session, direction)
-                return
-            try:
-                await sink.send(data)
-            except _STREAM_ERRORS:
-                # The receiving side is gone (it reset, or closed and the OS
-                # answered with a reset): reset the sending side too.
-                self._observe(session, direction, data)
-                await self._reset(session, _OTHER[direction])
-                return
-            self._observe(session, direction, data)
-
-    async def _reset(self, session: _Session, direction: Direction) -> None:
-        """``direction``'s sender reset: reset the other side, end the session."""
-        if session.reset is not None:
-            return
-        session.reset = direction
-        self._event(session, "reset", direction)
-        victim = session.client if direction == "s2c" else session.server
-        other = session.server if direction == "s2c" else session.client
-        await abort_stream(victim)
-        with anyio.CancelScope(shield=True):
-            await close_stream(other)  # already broken: just release it
-        session.scope.cancel()
-
-    # -- observing --------------------------------------------------------------------
+    # -- records ----------------------------------------------------------------------
 
     def _now(self) -> float:
         return time.perf_counter() - self._t0
-
-    def _event(self, session: _Session, kind: RecordKind, direction: Direction) -> None:
-        self._emit(Record(self._now(), kind, direction, b"", session.number))
-        who = "client" if direction == "c2s" else "target"
-        self.log.info(
-            "tap: session %d: %s %s",
-            session.number,
-            who,
-            "closed its side (EOF)" if kind == "eof" else "reset the connection",
-        )
-
-    def _observe(self, session: _Session, direction: Direction, data: bytes) -> None:
-        messages = session.splitters[direction].feed(data)
-        if not messages:
-            return
-        now = self._now()
-        framing = self.framing
-        for message, partial in messages:
-            self._emit(
-                Record(
-                    now,
-                    "data",
-                    direction,
-                    message,
-                    session.number,
-                    heartbeat=framing.is_heartbeat(message),
-                    partial=partial,
-                )
-            )
 
     def _emit(self, record: Record) -> None:
         # Forwarding never stops for the display or the recording: if one
