@@ -69,7 +69,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "protocol toolkit on top of a connection",
-        ("_requester", "_correlator", "_dispatch"),
+        ("_requester", "_correlator*", "_dispatch"),
     ),
     ("clients and servers", ("_client", "_server", "_memory")),
     ("the read-loop server", ("_read_loop",)),

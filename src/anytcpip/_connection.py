@@ -1,5 +1,11 @@
 """``BaseClientOrServer``: the connection API shared by clients and servers.
 
+Options and properties, the connection state and its reporting to
+``connect_callback``, ``close``, ``wait_connected``, ``stats``, and the
+connection that reads and writes go to. The read and write methods come from
+:class:`~anytcpip._io_api.ReadWriteMixin`, the ``async with`` and the tasks
+of each connection from :class:`~anytcpip._lifecycle.LifecycleMixin`.
+
 Rationale
 ---------
 State is recorded, not inferred: the current :class:`~anytcpip._channel.Channel`
@@ -11,23 +17,19 @@ skipping a change that would repeat the last reported state. So callbacks run
 once per change and in order, even when a disconnect and the next connect
 happen back to back. That bookkeeping lives in
 :class:`~anytcpip._reporting.StateReporter`, which each instance composes.
-
-Each instance owns one task group, entered by ``__aenter__`` and left by
-``__aexit__``; receive pumps, accept loops, heartbeats and reconnects all
-run in it, so nothing outlives the ``async with``.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
 
-from ._binding import BOUND, Connection, bind, bound_channel, unbind
+from ._binding import BOUND, Bindings, Connection, bind, bound_channel
 from ._channel import Channel, ChannelState
 from ._constants import (
     DEFAULT_ENCODING,
@@ -35,8 +37,8 @@ from ._constants import (
     DEFAULT_TERMINATOR,
 )
 from ._exceptions import NotConnectedError, prefixed
-from ._heartbeat import send_heartbeats
 from ._io_api import ReadWriteMixin
+from ._lifecycle import LifecycleMixin
 from ._options import ConnectionOptions, check_async_callable
 from ._reporting import StateReporter
 from ._stats import ConnectionStats, Totals
@@ -44,15 +46,13 @@ from ._tcp_info import round_trip_time
 
 __all__ = ["BaseClientOrServer", "ConnectCallback"]
 
-_Self = TypeVar("_Self", bound="BaseClientOrServer")
-
 ConnectCallback = Callable[[Any], Awaitable[None]]
 """An async callable taking the client or server whose state changed."""
 
 _PACKAGE_LOGGER = logging.getLogger("anytcpip")
 
 
-class BaseClientOrServer(ReadWriteMixin):
+class BaseClientOrServer(LifecycleMixin, ReadWriteMixin):
     """The connection API shared by :class:`Client` and the servers.
 
     Not instantiated directly. Use ``async with`` to start (connect, or bind
@@ -290,63 +290,7 @@ class BaseClientOrServer(ReadWriteMixin):
             else type(self).__name__
         )
 
-    # -- life cycle -----------------------------------------------------------
-
-    async def __aenter__(self: _Self) -> _Self:
-        if self._entered:
-            raise RuntimeError(f"{self._describe()} can only be started once")
-        self._entered = True
-        self._reporter.start()
-        await self._open()
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        try:
-            await self._start(task_group)
-        except BaseException:
-            await self._shutdown()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        await self._shutdown()
-
-    async def _shutdown(self) -> None:
-        """Close, then stop and wait for the background tasks.
-
-        Only closing the connection is shielded from the caller's
-        cancellation. Reporting the disconnection is not: if the caller's
-        ``fail_after``/``move_on_after`` expires while ``connect_callback``
-        runs (or waits for a lock the caller holds), the callback is
-        cancelled, the remaining reports are skipped, and the block is left.
-        """
-        try:
-            try:
-                await self.close()
-            except BaseException:
-                self._reporter.abandon()
-                with anyio.CancelScope(shield=True):
-                    await self._close_connection()
-                raise
-        finally:
-            task_group = self._task_group
-            if task_group is not None:
-                self._task_group = None
-                task_group.cancel_scope.cancel()
-                # The body's own exception is not passed in: it propagates
-                # unchanged instead of being wrapped in an ExceptionGroup.
-                await task_group.__aexit__(None, None, None)
-
-    async def _open(self) -> None:
-        """Acquire resources before the task group starts (connect, bind)."""
-
-    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Start background work in the instance's task group."""
+    # -- closing (the ``async with`` is in LifecycleMixin) ----------------------
 
     async def close(self) -> None:
         """Close the connection (and, for servers, the listener); idempotent.
@@ -405,114 +349,6 @@ class BaseClientOrServer(ReadWriteMixin):
     def _notify_state_changed(self) -> None:
         """Wake the tasks waiting for a change of state (``wait_connected``)."""
         self._reporter.notify()
-
-    async def _run_channel(self, channel: Channel) -> None:
-        """Serve one connection until it ends, then report the disconnection.
-
-        Runs the receive pump, the heartbeat sender (if enabled) and any
-        per-connection tasks of a subclass (see :meth:`_start_channel_tasks`).
-        Those are bound to the connection (see :mod:`anytcpip._binding`) and
-        cancelled when it ends: at once if this end closed it or nothing it
-        received is left unread; otherwise they may first read what is left
-        (their writes fail), and end by themselves at the end of the data.
-        """
-        async with anyio.create_task_group() as task_group:
-            if self._reporter.has_callback:
-                # Report the connection without delaying the pump.
-                task_group.start_soon(self._report)
-            else:
-                await self._report()  # synchronous: nothing to run
-            # Tasks are started only when there is work for them (each
-            # costs a task and a cancel scope per connection).
-            bound_scope: anyio.CancelScope | None = None
-            if self._has_channel_tasks():
-                bound_scope = anyio.CancelScope()
-                task_group.start_soon(self._run_bound_tasks, channel, bound_scope)
-            heartbeat_scope: anyio.CancelScope | None = None
-            try:
-                channel.attach(task_group)  # the flusher starts when needed
-                if self.heartbeat_interval is not None:
-                    heartbeat_scope = anyio.CancelScope()
-                    task_group.start_soon(self._heartbeats, channel, heartbeat_scope)
-                await channel.pump(receive_timeout=self.heartbeat_timeout)
-            finally:
-                if heartbeat_scope is not None:
-                    heartbeat_scope.cancel()
-                if bound_scope is not None and (
-                    channel.state is ChannelState.CLOSED or not len(channel.frames)
-                ):
-                    bound_scope.cancel()
-                if channel.sender.unflushed:
-                    task_group.start_soon(self._count_when_done, channel)
-                else:
-                    await self._count_when_done(channel)  # no task needed
-                with anyio.CancelScope(shield=True):
-                    await self._report()
-
-    async def _run_bound_tasks(
-        self, channel: Channel, bound_scope: anyio.CancelScope
-    ) -> None:
-        """Run the tasks of :meth:`_start_channel_tasks`, bound to ``channel``."""
-        with bound_scope:
-            async with anyio.create_task_group() as task_group:
-                token = bind(self, channel)
-                try:
-                    self._start_channel_tasks(channel, task_group)
-                finally:
-                    unbind(token)
-
-    def _abort_channel(self, channel: Channel, reason: str) -> None:
-        """End ``channel`` now, from this end, without sending what is queued.
-
-        Synchronous: the connection is down (and its state change queued)
-        when this returns. Its tasks close the socket without waiting
-        (``extra_client="replace"``: the old client may have stopped reading).
-        """
-        channel._go_down(ChannelState.CLOSED, reason)
-        task_group = self._task_group
-        if task_group is not None:
-            task_group.start_soon(anyio.aclose_forcefully, channel.stream)
-
-    async def _count_when_done(self, channel: Channel) -> None:
-        """Add a finished connection's byte counts to the totals."""
-        await channel.wait_flushed()
-        if not channel.counted:
-            channel.counted = True
-            totals = self._totals
-            totals.bytes_sent += channel.bytes_sent
-            totals.bytes_received += channel.bytes_received
-            totals.messages_sent += channel.messages_sent
-            totals.messages_received += channel.messages_received
-            totals.last_received = channel.last_received or totals.last_received
-
-    async def _heartbeats(self, channel: Channel, scope: anyio.CancelScope) -> None:
-        assert self.heartbeat_interval is not None
-        with scope:
-            await send_heartbeats(
-                channel, self.heartbeat_interval, self._write_terminator
-            )
-
-    def _has_channel_tasks(self) -> bool:
-        """Whether a subclass overrides :meth:`_start_channel_tasks`.
-
-        Only then does each connection get a task (and a task group) for them.
-        """
-        return (
-            type(self)._start_channel_tasks
-            is not BaseClientOrServer._start_channel_tasks
-        )
-
-    def _start_channel_tasks(
-        self, channel: Channel, task_group: anyio.abc.TaskGroup
-    ) -> None:
-        """Start tasks bound to one connection (hook for subclasses).
-
-        Called synchronously with the connection bound to the current context:
-        tasks started here in ``task_group`` read and write only ``channel``
-        (through the public methods), and ``task_group`` is cancelled when the
-        connection ends (see :meth:`_run_channel`). The group is left once
-        they all end.
-        """
 
     async def _report(self) -> None:
         """Run ``connect_callback`` for each queued state change, in order.
@@ -589,6 +425,14 @@ class BaseClientOrServer(ReadWriteMixin):
                 raise NotConnectedError(f"{self._describe()}: closed by this end")
             raise NotConnectedError(f"{self._describe()}: not connected")
         return channel
+
+    def _bind(self, channel: Channel) -> contextvars.Token[Bindings]:
+        """Bind the current context to ``channel`` of this instance.
+
+        The tasks of ``_start_channel_tasks`` run so bound (see
+        :mod:`anytcpip._binding`); their I/O goes to :meth:`_require_channel`.
+        """
+        return bind(self, channel)
 
     def _unread_after_end(self) -> bool:
         """Return True if the peer has left and what it sent is not all read.

@@ -17,7 +17,9 @@ is True. Anything else stops the reader.
 
 Like :mod:`anytcpip._requester`, this is a layer above the connection: it
 uses only the public read/write methods of a client or server and its
-``_describe`` hook.
+``_describe`` hook. Delivering the unsolicited messages (the queue, its
+overflow policy, the callback) is :mod:`anytcpip._correlator_unsolicited`'s
+job.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._connection import BaseClientOrServer
+from ._correlator_unsolicited import UnsolicitedOverflow, UnsolicitedQueue
 from ._exceptions import (
     BadMessageError,
     ConnectionLostError,
@@ -49,8 +51,6 @@ _Self = TypeVar("_Self", bound="Correlator[Any]")
 
 _LATE_IDS_KEPT = 1024  # ids of timed-out requests remembered to name late replies
 
-UnsolicitedOverflow = Literal["drop_oldest", "wait"]
-
 
 class _Pending(Generic[_M]):
     """A request waiting for its reply."""
@@ -62,32 +62,6 @@ class _Pending(Generic[_M]):
         self.done = anyio.Event()
         self.reply: _M | None = None
         self.error: BaseException | None = None
-
-
-class _UnsolicitedIterator(Generic[_M]):
-    """Async iterator over a correlator's unsolicited messages."""
-
-    def __init__(self, correlator: Correlator[_M]) -> None:
-        self._correlator = correlator
-
-    def __aiter__(self) -> _UnsolicitedIterator[_M]:
-        return self
-
-    async def __anext__(self) -> _M:
-        receive = self._correlator._receive
-        if receive is None:
-            raise StopAsyncIteration
-        try:
-            return await receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            correlator = self._correlator
-            failure = correlator._reader_failure
-            if failure is not None:
-                raise ConnectionLostError(
-                    f"{correlator.conn._describe()}: the Correlator's reader failed: "
-                    f"{failure!r}"
-                ) from failure
-            raise StopAsyncIteration from None
 
 
 class Correlator(Generic[_M]):
@@ -219,8 +193,6 @@ class Correlator(Generic[_M]):
         """The client or server requests go through."""
         self.timeout: float | None = timeout
         """Default time limit of a request, in seconds (None: no limit)."""
-        self.dropped_unsolicited: int = 0
-        """Unsolicited messages dropped because the queue was full."""
         self.late_replies: int = 0
         """Replies that matched no waiting request (logged and dropped)."""
         self._id_of = id_of
@@ -231,9 +203,6 @@ class Correlator(Generic[_M]):
         self._write: Callable[[_M], Awaitable[object]] = (
             write if write is not None else conn.write_json
         )
-        self._on_unsolicited = on_unsolicited
-        self._max_unsolicited = max_unsolicited
-        self._overflow = unsolicited_overflow
         self._max_id = max_id
         self._last_id = 0
         self._pending: dict[Hashable, _Pending[_M]] = {}
@@ -241,13 +210,15 @@ class Correlator(Generic[_M]):
         self._state: Literal["new", "running", "stopped"] = "new"
         # Why the reader stopped: raised by later requests (a fresh error each).
         self._stop_reason: BaseException | None = None
-        # An unexpected reader failure, re-raised by ``unsolicited()``.
-        self._reader_failure: BaseException | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._send: MemoryObjectSendStream[_M] | None = None
-        self._receive: MemoryObjectReceiveStream[_M] | None = None
-        self._queue_full = False
         self._log = conn.log.getChild("Correlator")
+        self._unsolicited: UnsolicitedQueue[_M] = UnsolicitedQueue(
+            on_unsolicited=on_unsolicited,
+            max_size=max_unsolicited,
+            overflow=unsolicited_overflow,
+            log=self._log,
+            describe=lambda: self.conn._describe(),
+        )
 
     # -- life cycle -----------------------------------------------------------
 
@@ -255,10 +226,7 @@ class Correlator(Generic[_M]):
         if self._state != "new":
             raise RuntimeError("a Correlator can only be entered once")
         self._state = "running"
-        if self._on_unsolicited is None:
-            self._send, self._receive = anyio.create_memory_object_stream[Any](
-                self._max_unsolicited
-            )
+        self._unsolicited.open()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
@@ -284,8 +252,7 @@ class Correlator(Generic[_M]):
                     f"{self.conn._describe()}: the Correlator was closed"
                 ),
             )
-            if self._receive is not None:
-                self._receive.close()
+            self._unsolicited.close()
 
     def _stop(self, reason: BaseException) -> None:
         """Stop taking requests; fail the waiting ones; end the queue."""
@@ -297,8 +264,7 @@ class Correlator(Generic[_M]):
         for reply_id, request in pending.items():
             request.error = self._no_reply_error(reply_id, request.message)
             request.done.set()
-        if self._send is not None:
-            self._send.close()
+        self._unsolicited.end()
 
     def _no_reply_error(self, reply_id: Hashable, message: Any) -> BaseException:
         reason = self._stop_reason
@@ -446,49 +412,18 @@ class Correlator(Generic[_M]):
             If the correlator has an ``on_unsolicited`` callback, or was not
             entered.
         """
-        if self._on_unsolicited is not None:
+        if self._unsolicited.callback is not None:
             raise RuntimeError(
                 "unsolicited messages go to on_unsolicited, not to unsolicited()"
             )
         if self._state == "new":
             raise RuntimeError("the Correlator was not entered (async with)")
-        return _UnsolicitedIterator(self)
+        return aiter(self._unsolicited)
 
-    async def _deliver_unsolicited(self, message: _M) -> None:
-        callback = self._on_unsolicited
-        if callback is not None:
-            try:
-                await callback(message)
-            except Exception:
-                self._log.exception("on_unsolicited failed for %s", shown(message))
-            return
-        send = self._send
-        assert send is not None and self._receive is not None
-        if self._overflow == "wait":
-            await send.send(message)
-            return
-        try:
-            send.send_nowait(message)
-            self._queue_full = False
-            return
-        except anyio.WouldBlock:
-            pass
-        # Full: drop the oldest queued message to make room.
-        try:
-            self._receive.receive_nowait()
-        except anyio.WouldBlock:  # pragma: no cover - emptied meanwhile
-            pass
-        self.dropped_unsolicited += 1
-        if not self._queue_full:
-            self._queue_full = True
-            self._log.warning(
-                "%s: the unsolicited queue is full (%d messages): dropping the "
-                "oldest (%d dropped so far)",
-                self.conn._describe(),
-                self._max_unsolicited,
-                self.dropped_unsolicited,
-            )
-        send.send_nowait(message)
+    @property
+    def dropped_unsolicited(self) -> int:
+        """Unsolicited messages dropped because the queue was full."""
+        return self._unsolicited.dropped
 
     # -- the reader -----------------------------------------------------------
 
@@ -521,7 +456,7 @@ class Correlator(Generic[_M]):
                 self.conn._describe(),
                 exc_info=exc,
             )
-            self._reader_failure = exc
+            self._unsolicited.failure = exc
             self._stop(
                 ConnectionLostError(
                     f"{self.conn._describe()}: the Correlator's reader failed: {exc!r}"
@@ -537,7 +472,7 @@ class Correlator(Generic[_M]):
             )
             reply_id = None
         if reply_id is None:
-            await self._deliver_unsolicited(message)
+            await self._unsolicited.put(message)
             return
         request = self._pending.pop(reply_id, None)
         if request is not None:
