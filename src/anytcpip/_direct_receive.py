@@ -16,10 +16,13 @@ most of why they beat plain anyio on command/reply latency (scenario C of
 does the same job as anyio's, on the same transport and protocol, with that
 policy:
 
-- the transport keeps reading while a receive waits, and a chunk that
-  arrives for a waiting receive does not pause it (so a command/reply
-  exchange makes no ``epoll_ctl`` call at all), unless the caller said that
-  this chunk may fill its buffer (``read_on``); any other chunk pauses it,
+- the transport keeps reading while a receive waits, and in command/reply
+  traffic (:data:`QUIET_RECEIVES` waiting receives in a row with nothing
+  arriving in between) a chunk that arrives for a waiting receive does not
+  pause it, so such an exchange makes no ``epoll_ctl`` call at all, unless
+  the caller said that this chunk may fill its buffer (``read_on``). In a
+  stream it pauses as anyio's does, so that the kernel gathers what
+  arrives into fewer, larger chunks. Any other chunk pauses it,
   as before (:func:`~anytcpip._workarounds.bound_read_queue`), so anyio's
   queue holds at most one chunk whenever nobody receives, and none once the
   receive side's buffer is full (:meth:`DirectReceiver.pause`): the memory
@@ -54,7 +57,12 @@ import anyio.lowlevel
 
 from ._workarounds import bound_read_queue
 
-__all__ = ["DirectReceiver", "direct_receiver"]
+__all__ = ["QUIET_RECEIVES", "DirectReceiver", "direct_receiver"]
+
+QUIET_RECEIVES = 2
+"""Waiting receives in a row, with no chunk arriving in between, before the
+transport is left reading after a chunk (the connection looks like
+command/reply traffic, not a stream)."""
 
 _PROTOCOL_NAMES = ("read_queue", "read_event", "is_at_eof", "exception")
 _TRANSPORT_NAMES = ("is_closing", "resume_reading", "pause_reading")
@@ -65,8 +73,10 @@ class DirectReceiver:
 
     __slots__ = (
         "_event",
+        "_keep",
         "_protocol",
         "_queue",
+        "_quiet",
         "_stream",
         "_transport",
         "_waiting",
@@ -79,16 +89,21 @@ class DirectReceiver:
         self._protocol = protocol
         self._queue = protocol.read_queue
         self._event = protocol.read_event
-        self._waiting = False  # a receive waits, and the transport may read on
+        self._waiting = False  # a receive waits for the next chunk
+        self._keep = False  # ... and the transport may read on after it
         # Set by the caller before each receive: False when the chunk may
         # fill its buffer, so that nothing more is read into anyio's queue.
         self.read_on: bool = True
+        # Receives in a row that found nothing queued (command/reply
+        # traffic); reset when a chunk arrives while nobody waits (a stream).
+        self._quiet = 0
 
     def keep_reading(self) -> bool:
         """Return whether the transport may read on after this chunk (protocol hook)."""
-        if self._waiting:  # the waiting receive takes it: pause on the next one
+        if self._waiting:  # the waiting receive takes it: the next is not its
             self._waiting = False
-            return True
+            return self._keep
+        self._quiet = 0  # data streams in while the caller is busy
         return False
 
     def pause(self) -> None:
@@ -103,7 +118,12 @@ class DirectReceiver:
             transport = self._transport
             if not transport.is_closing() and not protocol.is_at_eof:
                 transport.resume_reading()  # a no-op unless a chunk paused it
-                self._waiting = self.read_on
+                # Read on after the chunk only in command/reply traffic: in a
+                # stream, pausing lets the kernel gather data into fewer,
+                # larger chunks (as anyio's receive does).
+                quiet = self._quiet = self._quiet + 1
+                self._keep = quiet >= QUIET_RECEIVES and self.read_on
+                self._waiting = True
                 try:
                     await event.wait()
                 finally:
