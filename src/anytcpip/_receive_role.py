@@ -101,6 +101,15 @@ def receives_losslessly(stream: anyio.abc.ByteStream) -> bool:
     ).__module__.startswith("anyio._backends.")
 
 
+_RECEIVE_ERRORS = (
+    anyio.EndOfStream,
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+    OSError,
+)
+"""What a receive raises when the connection has ended (recorded by ``_lost``)."""
+
+
 def _nothing() -> None:
     pass
 
@@ -200,12 +209,7 @@ class ReceiveRole:
                     if watchdog.cancelled_caught and self._silent(receive_timeout):
                         self._lost_silence(receive_timeout)
                         return
-        except (
-            anyio.EndOfStream,
-            anyio.ClosedResourceError,
-            anyio.BrokenResourceError,
-            OSError,
-        ) as exc:
+        except _RECEIVE_ERRORS as exc:
             self._lost(exc)
         finally:
             watch, self._watch, self._watchable = self._watch, None, False
@@ -402,12 +406,7 @@ class ReceiveRole:
         self._before_receive()
         try:
             data = await self._receive(max_bytes)
-        except (
-            anyio.EndOfStream,
-            anyio.ClosedResourceError,
-            anyio.BrokenResourceError,
-            OSError,
-        ) as exc:
+        except _RECEIVE_ERRORS as exc:
             self._lost(exc)
             return b""
         finally:
