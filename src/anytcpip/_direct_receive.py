@@ -42,9 +42,10 @@ It reaches anyio's private ``_transport``, ``_protocol`` and ``_closed`` by
 duck typing, as ``_direct_send`` does; any missing piece and it returns None,
 and the generic ``stream.receive`` is used. ``tests/test_anyio_internals.py``
 checks that it is active on asyncio and uvloop, so a change in anyio fails
-CI instead of silently costing the speed. trio's ``receive`` already costs
-no system call beyond ``recv``, so trio (and TLS, in-memory streams and
-wrappers) get None.
+CI instead of silently costing the speed. trio has no transport whose
+reading is paused and resumed (its ``receive`` tries ``recv`` and waits only
+when nothing is there), so trio, like TLS, in-memory streams and wrappers,
+gets None and keeps the generic path.
 """
 
 from __future__ import annotations
