@@ -37,7 +37,8 @@ from ._replay import (
     ignore_json_fields,
     regex_key,
 )
-from ._tap import Tap, describe_error, host_port
+from ._streams import host_port
+from ._tap import Tap, describe_error
 from .recording import Framing, Recording, RecordingError, load
 
 __all__ = ["COMMANDS", "add_parsers"]

@@ -18,6 +18,7 @@ from ._options import check_timeout
 from ._reconnect import Backoff
 from ._requester import RequestMixin
 from ._socket_options import set_socket_options
+from ._streams import host_port
 
 __all__ = ["Client"]
 
@@ -140,7 +141,7 @@ class Client(RequestMixin, BaseClientOrServer):
         included, successful or not (``stats.connects`` of them succeeded)."""
 
     def _describe(self) -> str:
-        return f"{super()._describe()} ({self.host}:{self.port})"
+        return f"{super()._describe()} ({host_port(self.host, self.port)})"
 
     def _reconnect_attempts(self) -> int:
         return self.reconnect_attempts

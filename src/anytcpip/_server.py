@@ -29,20 +29,12 @@ from ._connection import BaseClientOrServer
 from ._constants import DEFAULT_LOCALHOST, TLS_HANDSHAKE_TIMEOUT
 from ._requester import RequestMixin
 from ._socket_options import set_socket_options
-from ._streams import close_stream
+from ._streams import close_stream, host_port, peer_address
 from ._workarounds import pause_reading_after_accept
 
 __all__ = ["OneClientServer"]
 
 _ACCEPT_ERROR_BACKOFF = 0.1  # seconds to wait after accept fails (e.g. EMFILE)
-
-
-def _peer(stream: anyio.abc.ByteStream) -> str:
-    address = stream.extra(SocketAttribute.remote_address, None)
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address) if address is not None else "?"
 
 
 class OneClientServer(RequestMixin, BaseClientOrServer):
@@ -89,7 +81,7 @@ class OneClientServer(RequestMixin, BaseClientOrServer):
         self._listen_scope: anyio.CancelScope | None = None
 
     def _describe(self) -> str:
-        return f"{super()._describe()} ({self.host}:{self.port})"
+        return f"{super()._describe()} ({host_port(self.host, self.port)})"
 
     def _rejected_clients(self) -> int:
         return self.rejected_count
@@ -161,7 +153,7 @@ class OneClientServer(RequestMixin, BaseClientOrServer):
         self._log.info(
             "%s: client %s rejected: another client is connected (%d rejected so far)",
             self._describe(),
-            _peer(stream),
+            peer_address(stream),
             self.rejected_count,
         )
 
@@ -171,7 +163,7 @@ class OneClientServer(RequestMixin, BaseClientOrServer):
         # Imported here: it imports ssl, which only TLS users need (issue 15).
         from anyio.streams.tls import TLSStream
 
-        peer = _peer(stream)
+        peer = peer_address(stream)
         try:
             with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT):
                 tls_stream = await TLSStream.wrap(
@@ -216,12 +208,12 @@ class OneClientServer(RequestMixin, BaseClientOrServer):
             self._log.info(
                 "%s: client %s replaces the connected client",
                 self._describe(),
-                _peer(stream),
+                peer_address(stream),
             )
             self._abort_channel(current, "the connection was replaced by a new client")
         if self.keepalive:
             set_socket_options(stream)
-        channel = self._adopt(stream, f"client {_peer(stream)}")
+        channel = self._adopt(stream, f"client {peer_address(stream)}")
         task_group.start_soon(self._run_channel, channel)
         return True
 

@@ -2,8 +2,9 @@
 
 The public helpers (``read_into``, ``write_from``, ``close_stream``) serve
 users who hold raw anyio streams. The ctypes helpers (``ctypes_size``,
-``ctypes_field_names``, ``ctypes_repr``) are the package's only copies of
-those rules.
+``ctypes_field_names``, ``ctypes_repr``) and the address formatters
+(``host_port``, ``peer_address``) are the package's only copies of those
+rules.
 """
 
 from __future__ import annotations
@@ -22,9 +23,25 @@ __all__ = [
     "ctypes_field_names",
     "ctypes_repr",
     "ctypes_size",
+    "host_port",
+    "peer_address",
     "read_into",
     "write_from",
 ]
+
+
+def host_port(host: object, port: object) -> str:
+    """Format an address for messages: ``host:port``, ``[v6]:port``, ``*:port``."""
+    text = "*" if host is None or host == "" else str(host)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+def peer_address(stream: anyio.abc.ByteStream) -> str:
+    """Return the peer's address of ``stream`` for messages (``"?"`` if unknown)."""
+    address = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    if isinstance(address, tuple) and len(address) >= 2:
+        return host_port(address[0], address[1])
+    return str(address) if address is not None else "?"
 
 
 class ReceiveExactlyStream(Protocol):

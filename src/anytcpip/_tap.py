@@ -35,7 +35,7 @@ from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
 
 from ._constants import DEFAULT_LOCALHOST
-from ._streams import close_stream
+from ._streams import close_stream, host_port, peer_address
 from ._tap_framing import format_record
 from ._tap_session import TapSession, abort_stream
 from .recording import Framing, Header, Record, Recording, RecordingWriter
@@ -44,19 +44,6 @@ __all__ = ["Tap"]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds the tap waits for the target to accept a connection."""
-
-
-def _address(stream: anyio.abc.ByteStream) -> str:
-    address = stream.extra(SocketAttribute.remote_address, None)
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address) if address is not None else "?"
-
-
-def host_port(host: str | None, port: int) -> str:
-    host = host or "*"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def describe_error(error: OSError) -> str:
@@ -344,7 +331,7 @@ class Tap:
                 self.log.info(
                     "tap: client %s rejected: another client is connected "
                     "(%d rejected so far)",
-                    _address(client),
+                    peer_address(client),
                     self.rejected_count,
                 )
                 await close_stream(client)
@@ -371,13 +358,13 @@ class Tap:
                 None,
                 b"",
                 session.number,
-                client=_address(client),
+                client=peer_address(client),
             )
             self._emit(connect)
             self.log.info(
                 "tap: session %d: client %s <-> target %s",
                 session.number,
-                _address(client),
+                peer_address(client),
                 self.target,
             )
             await session.forward(server)
@@ -400,7 +387,7 @@ class Tap:
         self.log.error(
             "tap: cannot connect to target %s for client %s: %s; resetting the client",
             self.target,
-            _address(session.client),
+            peer_address(session.client),
             reason,
         )
         await abort_stream(session.client)
