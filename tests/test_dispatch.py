@@ -19,16 +19,13 @@ from anytcpip import (
     StructDispatcher,
     UnknownMessageError,
 )
-from helpers import TIMEOUT, CallbackRecorder, connected_pair, counted_memory_pair
-
-
-class Header(ctypes.LittleEndianStructure):
-    _pack_ = 1
-    _fields_ = [
-        ("frame_id", ctypes.c_uint16),
-        ("length", ctypes.c_uint16),
-        ("counter", ctypes.c_uint32),
-    ]
+from helpers import (
+    TIMEOUT,
+    CallbackRecorder,
+    Header,
+    connected_pair,
+    counted_memory_pair,
+)
 
 
 class Position(ctypes.LittleEndianStructure):
