@@ -193,7 +193,7 @@ class ReceiveSide(ReceiveRole):
             line = lines.popleft()
             frames.lines_size -= len(line) + len(terminator)
             text = line.decode(encoding)  # consumed even if this raises
-            # _consumed_fast_text(), inlined.
+            # _consumed_fast() and the first test of _release_space(), inlined.
             self._fast_reads -= 1
             self.messages_received += 1
             if self._space_waiter is not None and frames.lines_size < LOW_WATER_MARK:
@@ -201,17 +201,8 @@ class ReceiveSide(ReceiveRole):
             return text
         result = frames.next_text(terminator, encoding, skip)
         if result is not NEED_DATA:
-            self._consumed_fast_text(frames)
+            self._consumed_fast()
         return result
-
-    def _consumed_fast_text(self, frames: FrameBuffer) -> None:
-        """:meth:`_consumed_fast`, with a cheap test for a waiting pump first."""
-        self._fast_reads -= 1
-        self.messages_received += 1
-        # The split-off messages alone keep the buffer above the low-water
-        # mark most of the time: only then is the whole size worth summing.
-        if self._space_waiter is not None and frames.lines_size < LOW_WATER_MARK:
-            self._release_space()
 
     def try_read_into(self, obj: object, size: int) -> bool:
         """:meth:`try_read` specialised for ``FrameBuffer.next_into`` (hot path).
@@ -232,8 +223,16 @@ class ReceiveSide(ReceiveRole):
             self._release_space()
 
     def _release_space(self) -> None:
+        """Wake a pump waiting for room once the buffer is below the low-water mark."""
         waiter = self._space_waiter
-        if waiter is not None and len(self.frames) < LOW_WATER_MARK:
+        frames = self.frames
+        # The split-off messages alone keep the buffer above the mark most
+        # of the time: only below it is the whole size worth summing.
+        if (
+            waiter is not None
+            and frames.lines_size < LOW_WATER_MARK
+            and len(frames) < LOW_WATER_MARK
+        ):
             self._space_waiter = None
             waiter.set()
 

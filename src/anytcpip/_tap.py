@@ -35,6 +35,7 @@ from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
 
 from ._constants import DEFAULT_LOCALHOST
+from ._options import check_timeout
 from ._streams import close_stream, host_port, peer_address
 from ._tap_framing import format_record
 from ._tap_session import TapSession, abort_stream
@@ -149,8 +150,7 @@ class Tap:
                 or not 0 <= value < 65536
             ):
                 raise ValueError(f"{name}={value!r} must be an int in 0..65535")
-        if not connect_timeout > 0:
-            raise ValueError(f"connect_timeout={connect_timeout!r} must be > 0")
+        check_timeout("connect_timeout", connect_timeout)
         self.target_host = target_host
         self.target_port = target_port
         self.host = host
