@@ -17,7 +17,6 @@ A second concurrent reader fails at once with
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -148,10 +147,11 @@ class ReceiveSide(ReceiveRole):
         return reason
 
     def _received(self, data: bytes) -> None:
+        """Feed ``data`` just received (at ``_received_at``) to the buffer."""
         if self.frames.eof:
             return  # arrived after the connection was declared lost
         self.bytes_received += len(data)
-        self.last_received = time.monotonic()
+        self.last_received = self._received_at
         self.frames.feed(data)
 
     # -- reading ----------------------------------------------------------------
@@ -360,7 +360,7 @@ class ReceiveSide(ReceiveRole):
                     if bulk and 0 < len(data) <= bulk and not len(frames):
                         if not frames.eof:  # else: arrived after the end
                             self.bytes_received += len(data)
-                            self.last_received = time.monotonic()
+                            self.last_received = self._received_at
                             self.messages_received += 1
                             return data  # type: ignore[return-value]
                         data = b""

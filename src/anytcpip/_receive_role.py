@@ -138,7 +138,7 @@ class ReceiveRole:
         raise NotImplementedError
 
     def _received(self, data: bytes) -> None:
-        """Feed received bytes to the buffer and count them (hook)."""
+        """Feed bytes just received (at ``_received_at``) to the buffer (hook)."""
         raise NotImplementedError
 
     def _init_role(self, stream: anyio.abc.ByteStream) -> None:
