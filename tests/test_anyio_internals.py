@@ -25,6 +25,7 @@ from anytcpip._channel import Channel
 from anytcpip._direct_receive import QUIET_RECEIVES, direct_receiver
 from anytcpip._direct_send import direct_sender
 from anytcpip._receive import receives_losslessly
+from anytcpip._tcp_connect import _backend_connect, _ip_literal, connect_tcp
 from anytcpip._workarounds import bound_read_queue, pause_reading_after_accept
 from helpers import TIMEOUT
 
@@ -54,6 +55,25 @@ def channel_of(end: Any) -> Channel:
     channel = end._channel
     assert isinstance(channel, Channel)
     return channel
+
+
+async def test_ip_literal_connect_path_is_active() -> None:
+    # An IP literal is connected with the backend's own connect_tcp (no
+    # Happy Eyeballs task group); if anyio moves it, every connect would
+    # silently take the slower generic path.
+    assert _backend_connect() is not None
+    assert _ip_literal("127.0.0.1") == "127.0.0.1"
+    assert _ip_literal("0:0:0:0:0:0:0:1") == "::1"
+    assert _ip_literal("localhost") is None
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    async with listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        with anyio.fail_after(TIMEOUT):
+            stream = await connect_tcp("127.0.0.1", port)
+        async with stream:
+            assert isinstance(stream, anyio.abc.SocketStream)
+            assert receives_losslessly(stream)
+            assert stream.extra(anyio.abc.SocketAttribute.remote_port) == port
 
 
 async def test_direct_send_path_is_active() -> None:

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from anytcpip import Client, OneClientServer
-from helpers import TIMEOUT
+from helpers import TIMEOUT, ipv6_available
 
 
 def _free_port() -> int:
@@ -24,6 +24,39 @@ async def test_refused_raises_connection_refused_not_a_group() -> None:
             pass
     assert f"127.0.0.1:{port}" in str(info.value)
     assert "ctrl" in str(info.value)
+
+
+async def test_refused_by_host_name_raises_connection_refused() -> None:
+    # A host name takes anyio's Happy Eyeballs path (an IP literal does not);
+    # both report the OS's own error.
+    port = _free_port()
+    with pytest.raises(ConnectionRefusedError) as info:
+        async with Client("localhost", port):
+            pass
+    assert f"localhost:{port}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("listen", "connect"),
+    [
+        ("127.0.0.1", "localhost"),
+        ("::1", "::1"),
+        ("::1", "0:0:0:0:0:0:0:1"),
+    ],
+)
+async def test_connects_to_ip_literals_and_host_names(
+    listen: str, connect: str
+) -> None:
+    if ":" in listen and not ipv6_available():
+        pytest.skip("no IPv6 loopback")
+    async with OneClientServer(host=listen, port=0) as server:
+        async with Client(connect, server.port) as client:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+            await client.write_str("ping")
+            with anyio.fail_after(TIMEOUT):
+                assert await server.read_str() == "ping"
+            assert client.host == connect
 
 
 async def test_connected_state_and_attributes() -> None:

@@ -185,6 +185,9 @@ async def test_reconnect_after_loss_reports_each_change() -> None:
             "127.0.0.1", server.port, reconnect=policy, connect_callback=recorder
         ) as client:
             assert await recorder.wait_for(1) == [True]
+            with anyio.fail_after(TIMEOUT):
+                # The client may report before the server has accepted.
+                await server.wait_connected()
             await server.close_client()
             assert await recorder.wait_for(3) == [True, False, True]
             with anyio.fail_after(TIMEOUT):

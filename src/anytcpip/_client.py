@@ -19,6 +19,7 @@ from ._reconnect import Backoff
 from ._requester import RequestMixin
 from ._socket_options import set_socket_options
 from ._streams import host_port
+from ._tcp_connect import connect_tcp
 
 __all__ = ["Client"]
 
@@ -151,7 +152,7 @@ class Client(RequestMixin, BaseClientOrServer):
         timeout = self.connect_timeout if self.connect_timeout is not None else math.inf
         try:
             with anyio.fail_after(timeout):
-                tcp = await anyio.connect_tcp(self.host, self.port)
+                tcp = await connect_tcp(self.host, self.port)
                 stream: anyio.abc.ByteStream | None = tcp
                 if self.ssl_context is not None:
                     stream = await self._tls_handshake(tcp)

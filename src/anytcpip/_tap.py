@@ -39,6 +39,7 @@ from ._options import check_timeout
 from ._streams import close_stream, host_port, peer_address
 from ._tap_framing import format_record
 from ._tap_session import TapSession, abort_stream
+from ._tcp_connect import connect_tcp
 from .recording import Framing, Header, Record, Recording, RecordingWriter
 
 __all__ = ["Tap"]
@@ -348,7 +349,7 @@ class Tap:
         try:
             try:
                 with anyio.fail_after(self.connect_timeout):
-                    server = await anyio.connect_tcp(self.target_host, self.target_port)
+                    server = await connect_tcp(self.target_host, self.target_port)
             except (OSError, TimeoutError) as exc:
                 await self._target_failed(session, exc)
                 return
