@@ -10,6 +10,7 @@ holds): there is no public way to see where a chunk went.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import sys
@@ -28,11 +29,12 @@ import anytcpip._receive_role as receive_module
 from anytcpip import Client, OneClientServer
 from anytcpip._channel import Channel
 from anytcpip._constants import RECEIVE_CHUNK_SIZE
-from anytcpip._receive import HIGH_WATER_MARK
+from anytcpip._receive import HIGH_WATER_MARK, READS_PER_CHECKPOINT
 from helpers import (
     TIMEOUT,
     CallbackRecorder,
     CountingSender,
+    Header,
     MemoryConnection,
     connected_pair,
     reset_socket,
@@ -473,3 +475,67 @@ async def test_reset_in_the_middle_of_a_message_says_reset() -> None:
                     reset_socket(sock)
         finally:
             sock.close()
+
+
+# -- reads after the peer left -------------------------------------------------
+
+
+class _Counter:
+    """Counts the scheduler passes a busy task gets while another reads."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+
+    async def run(self) -> None:
+        while True:
+            await anyio.lowlevel.checkpoint()
+            self.passes += 1
+
+
+async def test_lines_buffered_when_the_peer_left_are_all_read_then_lost() -> None:
+    """Messages still buffered after the peer's close are read in order.
+
+    They take the fast path (no scheduler pass each), yet the reader still
+    yields now and then, and once they are read the end is reported.
+    """
+    count = 8 * READS_PER_CHECKPOINT
+    recorder = CallbackRecorder()
+    async with connected_pair({"connect_callback": recorder}) as (server, client):
+        assert await recorder.wait_for(1) == [True]
+        await client.write(b"".join(b"line %d\r\n" % i for i in range(count)))
+        await client.close()
+        assert await recorder.wait_for(2) == [True, False]  # seen without reading
+        counter = _Counter()
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(counter.run)
+            with anyio.fail_after(TIMEOUT):
+                for i in range(count):
+                    assert await server.read_str() == f"line {i}"
+            task_group.cancel_scope.cancel()
+        # A yield every READS_PER_CHECKPOINT reads: other tasks ran meanwhile
+        # (about seven passes; without the yields there would be none).
+        assert counter.passes >= 2
+        with pytest.raises(anytcpip.ConnectionLostError):
+            await server.read_str()
+
+
+async def test_structs_buffered_when_the_peer_left_then_a_partial_one() -> None:
+    count = 3000
+    recorder = CallbackRecorder()
+    async with connected_pair({"connect_callback": recorder}) as (server, client):
+        assert await recorder.wait_for(1) == [True]
+        data = b"".join(bytes(Header(i % 65536, 4, i)) for i in range(count))
+        await client.write(data + bytes(Header(1, 2, 3))[:5])
+        await client.close()
+        assert await recorder.wait_for(2) == [True, False]
+        header = Header()
+        with anyio.fail_after(TIMEOUT):
+            for i in range(count):
+                await server.read_into(header)
+                assert header.counter == i
+        with pytest.raises(anytcpip.IncompleteReadError) as info:
+            await server.read_into(header)
+        assert info.value.expected == ctypes.sizeof(Header)
+        assert len(info.value.partial) == 5
+        with pytest.raises(anytcpip.ConnectionLostError):
+            await server.read_into(header)

@@ -199,12 +199,13 @@ class ReceiveRole:
         try:
             with self._pump_scope:
                 if receive_timeout is None:
-                    while True:
+                    while self._open:
                         await self._pump_once()
-                while True:
+                    return
+                while self._open:
                     deadline = _deadline(self._received_at + receive_timeout)
                     with anyio.CancelScope(deadline=deadline) as watchdog:
-                        while True:
+                        while self._open:
                             await self._pump_once()
                     if watchdog.cancelled_caught and self._silent(receive_timeout):
                         self._lost_silence(receive_timeout)
@@ -253,6 +254,8 @@ class ReceiveRole:
         """Wait until the pump may receive, then receive one chunk."""
         frames = self.frames
         while True:
+            if not self._open:  # this end closed the connection (see shut)
+                return
             if self._receiving:  # a reader receives: wait until it is done
                 await self._park_pump(math.inf)
             elif self._draining:
