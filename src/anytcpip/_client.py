@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import socket
 from typing import Any
@@ -149,9 +148,14 @@ class Client(RequestMixin, BaseClientOrServer):
 
     async def _connect(self) -> anyio.abc.ByteStream:
         where = f"{self._describe()}: cannot connect"
-        timeout = self.connect_timeout if self.connect_timeout is not None else math.inf
+        timeout = self.connect_timeout
         try:
-            with anyio.fail_after(timeout):
+            # No cancel scope at all when there is no bound (the common case).
+            with (
+                anyio.fail_after(timeout)
+                if timeout is not None
+                else contextlib.nullcontext()
+            ):
                 tcp = await connect_tcp(self.host, self.port)
                 stream: anyio.abc.ByteStream | None = tcp
                 if self.ssl_context is not None:
@@ -209,6 +213,10 @@ class Client(RequestMixin, BaseClientOrServer):
     async def _open(self) -> None:
         if self._reconnect is None:
             self._pending = await self._connect()
+
+    def _tasks_end_when_closed(self) -> bool:
+        # Without reconnect, the only task is the connection's (_run_channel).
+        return self._reconnect is None
 
     async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
         if self._reconnect is not None:

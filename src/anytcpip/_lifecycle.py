@@ -113,9 +113,11 @@ class LifecycleMixin:
         runs (or waits for a lock the caller holds), the callback is
         cancelled, the remaining reports are skipped, and the block is left.
         """
+        closed = False
         try:
             try:
                 await self.close()
+                closed = True
             except BaseException:
                 self._reporter.abandon()
                 with anyio.CancelScope(shield=True):
@@ -125,13 +127,28 @@ class LifecycleMixin:
             task_group = self._task_group
             if task_group is not None:
                 self._task_group = None
-                task_group.cancel_scope.cancel()
+                if not (closed and self._tasks_end_when_closed()):
+                    task_group.cancel_scope.cancel()
                 # The body's own exception is not passed in: it propagates
                 # unchanged instead of being wrapped in an ExceptionGroup.
                 await task_group.__aexit__(None, None, None)
 
     async def _open(self) -> None:
         """Acquire resources before the task group starts (connect, bind)."""
+
+    def _tasks_end_when_closed(self) -> bool:
+        """Whether every task in the instance's group ends once closed (hook).
+
+        If so, :meth:`_shutdown` waits for them instead of cancelling the
+        group after a successful :meth:`close` (anyio's cancellation formats
+        the task's repr, and retries on every loop pass until the tasks are
+        gone: a fifth of the cost of a short-lived connection). Only
+        connection tasks qualify: once the connection is closed, its pump
+        ends (the socket's close ends its receive; see ``ReceiveSide.shut``)
+        and so do the tasks bound to it. Background loops (accepting,
+        reconnecting) do not: the default is False.
+        """
+        return False
 
     async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
         """Start background work in the instance's task group."""
