@@ -165,6 +165,15 @@ class LifecycleMixin:
         received is left unread; otherwise they may first read what is left
         (their writes fail), and end by themselves at the end of the data.
         """
+        owner = self._task_group
+        if not (
+            self._reporter.has_callback
+            or self._has_channel_tasks()
+            or self.heartbeat_interval is not None
+            or owner is None
+        ):
+            await self._run_plain_channel(channel, owner)
+            return
         async with anyio.create_task_group() as task_group:
             if self._reporter.has_callback:
                 # Report the connection without delaying the pump.
@@ -197,6 +206,29 @@ class LifecycleMixin:
                     await self._count_when_done(channel)  # no task needed
                 with anyio.CancelScope(shield=True):
                     await self._report()
+
+    async def _run_plain_channel(
+        self, channel: Channel, owner: anyio.abc.TaskGroup
+    ) -> None:
+        """:meth:`_run_channel` for a connection that needs no task of its own.
+
+        No callback, heartbeat or bound task: the pump runs in the calling
+        task, and the flusher (started only if a write cannot be sent
+        directly) and the wait for what is still queued run in ``owner``,
+        the instance's task group. That saves a task group per connection
+        (and a pass of the event loop to leave it).
+        """
+        await self._report()  # synchronous: nothing to run
+        try:
+            channel.attach(owner)
+            await channel.pump(receive_timeout=self.heartbeat_timeout)
+        finally:
+            if channel.sender.unflushed:
+                owner.start_soon(self._count_when_done, channel)
+            else:
+                await self._count_when_done(channel)  # no task needed
+            with anyio.CancelScope(shield=True):
+                await self._report()
 
     async def _run_bound_tasks(
         self, channel: Channel, bound_scope: anyio.CancelScope
