@@ -190,6 +190,13 @@ def read_into(frames: FrameBuffer, size: int) -> object:
     return target.raw if result is True else result
 
 
+def read_into_view(frames: FrameBuffer, size: int) -> object:
+    """``next_into_view`` a byte view of a fresh array; its bytes if filled."""
+    target = (ctypes.c_ubyte * size)()
+    result = frames.next_into_view(memoryview(target).cast("B"), size)
+    return bytes(target) if result is True else result
+
+
 def outcome(call: Any) -> object:
     try:
         return call()
@@ -238,6 +245,7 @@ operations = st.lists(
         st.tuples(st.just("exactly"), st.integers(0, 6) | st.integers(0, 30)),
         st.tuples(st.just("some"), st.integers(0, 6) | st.integers(0, 30)),
         st.tuples(st.just("into"), st.integers(1, 6) | st.integers(1, 30)),
+        st.tuples(st.just("into_view"), st.integers(1, 6) | st.integers(1, 30)),
         st.tuples(st.just("frame"), st.sampled_from([1, 2])),
         st.tuples(st.just("peek"), st.just(0)),
         st.tuples(st.just("eof"), st.just(0)),
@@ -317,6 +325,8 @@ def test_any_reads_in_any_order_see_the_same_bytes_as_a_plain_buffer(
             check(partial(frames.next_exactly, arg), partial(model.exactly, arg))
         elif op == "into":
             check(partial(read_into, frames, arg), partial(model.exactly, arg))
+        elif op == "into_view":
+            check(partial(read_into_view, frames, arg), partial(model.exactly, arg))
         elif op == "frame":
             order: Literal["big", "little"] = "big" if arg == 1 else "little"
             check(

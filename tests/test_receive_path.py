@@ -539,3 +539,57 @@ async def test_structs_buffered_when_the_peer_left_then_a_partial_one() -> None:
         assert len(info.value.partial) == 5
         with pytest.raises(anytcpip.ConnectionLostError):
             await server.read_into(header)
+
+
+# -- read_into: the byte view kept between reads, the pump's room ---------------
+
+
+async def test_read_into_many_structs_past_the_high_water_mark() -> None:
+    """Many times the high-water mark of structs, read one by one, in order.
+
+    The pump stops at the high-water mark and resumes as reads make room
+    (fast reads count down the bytes still due instead of sizing the
+    buffer each time); the reads fill the same object through the byte
+    view kept between them.
+    """
+    count = 4 * HIGH_WATER_MARK // ctypes.sizeof(Header) + 7
+    async with connected_pair() as (server, client):
+        data = b"".join(bytes(Header(i % 65536, 4, i)) for i in range(count))
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(client.write, data)
+            header = Header()
+            with anyio.fail_after(TIMEOUT):
+                for i in range(count):
+                    await server.read_into(header)
+                    assert header.counter == i
+        assert channel_of(server).receiver.pump_receives > 0
+
+
+async def test_read_into_other_objects_and_a_resized_one() -> None:
+    async with connected_pair() as (server, client):
+        first, second = Header(), Header()
+        pair = (ctypes.c_uint8 * 2)()
+        await client.write(
+            bytes(Header(1, 2, 3)) + bytes(Header(4, 5, 6)) + b"\x07\x08"
+        )
+        with anyio.fail_after(TIMEOUT):
+            await server.read_into(first)
+            await server.read_into(second)
+            await server.read_into(pair)
+        assert (first.frame_id, first.counter) == (1, 3)
+        assert (second.frame_id, second.counter) == (4, 6)
+        assert list(pair) == [7, 8]
+        # Grown in place: the next read fills its new size.
+        grown = (ctypes.c_uint8 * 2)()
+        with anyio.fail_after(TIMEOUT):
+            await client.write(b"\x01\x02")
+            await server.read_into(grown)
+        ctypes.resize(grown, 4)
+        with anyio.fail_after(TIMEOUT):
+            await client.write(b"\x03\x04\x05\x06")
+            await server.read_into(grown)
+        assert bytes((ctypes.c_uint8 * 4).from_address(ctypes.addressof(grown))) == (
+            b"\x03\x04\x05\x06"
+        )
+        with pytest.raises(TypeError):
+            await server.read_into(b"not ctypes")

@@ -134,7 +134,7 @@ class Channel:
     read_some: Callable[[int], Awaitable[bytes]]
     try_read: _TryRead
     try_read_text: Callable[[bytes, str, bytes | None], str | NeedData]
-    try_read_into: Callable[[object, int], bool]
+    try_read_into: Callable[[memoryview, int], bool]
     send: _Send
     drain: Callable[[], Awaitable[None]]
     wait_flushed: Callable[[], Awaitable[None]]

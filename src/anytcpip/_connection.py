@@ -154,6 +154,7 @@ class BaseClientOrServer(LifecycleMixin, ReadWriteMixin):
         self._max_line_length = options.max_line_length
         # Heartbeat lines are skipped by text reads on a side with heartbeats.
         self._skip = options.skipped_line
+        self._into_view: memoryview | None = None
         # Totals of the connections that ended (see ``stats``).
         self._totals = Totals()
         self.heartbeat_interval: float | None = options.heartbeat_interval

@@ -412,6 +412,29 @@ class FrameBuffer:
         fill_ctypes(obj, data)
         return True
 
+    def next_into_view(self, view: memoryview, size: int) -> bool | NeedData:
+        """:meth:`next_into` for a byte view of the object (the hot path).
+
+        ``view`` is ``memoryview(obj).cast("B")`` and ``size`` its length:
+        the caller keeps the view across reads into the same object, which
+        saves building it (and sizing the object) on every read.
+        """
+        if self.lines:
+            self._unsplit()
+        if self._chunks:
+            self._absorb()
+        buf = self._buf
+        if len(buf) >= size:
+            view[:] = buf[:size]
+            del buf[:size]
+            self._scanned = 0
+            return True
+        data = self.next_exactly(size)
+        if data is NEED_DATA:
+            return NEED_DATA
+        view[:] = data
+        return True
+
     def next_frame(
         self,
         prefix: int = 4,

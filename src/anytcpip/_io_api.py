@@ -14,20 +14,23 @@ imports ``_connection``.
 
 from __future__ import annotations
 
+import ctypes
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _json
 from ._binding import BOUND
 from ._exceptions import FrameTooLargeError
 from ._framing import NEED_DATA, FrameBuffer, NeedData
-from ._streams import ctypes_size
+from ._streams import byte_view, ctypes_size
 
 if TYPE_CHECKING:
     from ._channel import Channel
 
 __all__ = ["ReadWriteMixin"]
+
+_sizeof: Callable[[Any], int] = ctypes.sizeof
 
 
 class ReadWriteMixin:
@@ -43,6 +46,7 @@ class ReadWriteMixin:
     _max_frame_size: int
     _max_line_length: int
     _skip: bytes | None
+    _into_view: memoryview | None  # see read_into
 
     # -- hooks ------------------------------------------------------------------
 
@@ -122,15 +126,21 @@ class ReadWriteMixin:
         IncompleteReadError
             If the peer closes mid-struct; ``.expected`` is the struct's size.
         """
-        size = ctypes_size(struct)
+        # The byte view of the last object read into is kept: reading into
+        # the same object again (the usual loop) neither sizes it nor builds
+        # a view. A view is rebuilt if the object was resized meanwhile.
+        view = self._into_view
+        if view is None or view.obj is not struct or len(view) != _sizeof(struct):
+            view = self._into_view = byte_view(struct)
+        size = len(view)
         channel = self._channel
         if channel is None or BOUND.get():  # hot path: no call when unbound
             channel = self._require_channel()
 
-        if not channel.try_read_into(struct, size):
+        if not channel.try_read_into(view, size):
 
             def parse(frames: FrameBuffer) -> bool | NeedData:
-                return frames.next_into(struct, size)
+                return frames.next_into_view(view, size)
 
             await channel.read_slow(parse, size)
 

@@ -204,13 +204,16 @@ class ReceiveSide(ReceiveRole):
             # FrameBuffer.next_text's own fast path, inlined: a message
             # already split off, the commonest read of all.
             line = lines.popleft()
-            frames.lines_size -= len(line) + len(terminator)
+            size = len(line) + len(terminator)
+            frames.lines_size -= size
             text = line.decode(encoding)  # consumed even if this raises
-            # _consumed_fast() and the first test of _release_space(), inlined.
+            # _consumed_fast(), inlined.
             self._fast_reads -= 1
             self.messages_received += 1
-            if self._space_waiter is not None and frames.lines_size < LOW_WATER_MARK:
-                self._release_space()
+            if self._space_waiter is not None:
+                self._space_due -= size
+                if self._space_due <= 0:
+                    self._release_space()
             return text
         else:
             result = frames.next_text(terminator, encoding, skip)
@@ -223,22 +226,29 @@ class ReceiveSide(ReceiveRole):
         self.messages_received += 1
         return line.decode(encoding)  # consumed even if this raises
 
-    def try_read_into(self, obj: object, size: int) -> bool:
-        """:meth:`try_read` specialised for ``FrameBuffer.next_into`` (hot path).
+    def try_read_into(self, view: memoryview, size: int) -> bool:
+        """:meth:`try_read` specialised for ``FrameBuffer.next_into_view`` (hot path).
 
-        Returns True if ``obj`` was filled from the buffer, False if the
-        caller must go through :meth:`read_slow`.
+        Returns True if ``view`` (a byte view of a ctypes object, ``size``
+        bytes long) was filled from the buffer, False if the caller must go
+        through :meth:`read_slow`.
         """
         if self._fast_reads <= 0:
             # After the peer left, only a whole struct still buffered.
             if len(self.frames) < size or not self._fast_after_end():
                 return False
-            self.frames.next_into(obj, size)  # cannot need data, nor raise
+            self.frames.next_into_view(view, size)  # cannot need data, nor raise
             self.messages_received += 1
             return True
-        if self.frames.next_into(obj, size) is NEED_DATA:
+        if self.frames.next_into_view(view, size) is NEED_DATA:
             return False
-        self._consumed_fast()
+        # _consumed_fast(), inlined: the size read is known.
+        self._fast_reads -= 1
+        self.messages_received += 1
+        if self._space_waiter is not None:
+            self._space_due -= size
+            if self._space_due <= 0:
+                self._release_space()
         return True
 
     def _fast_after_end(self) -> bool:
@@ -264,21 +274,21 @@ class ReceiveSide(ReceiveRole):
         self._fast_reads -= 1
         self.messages_received += 1
         if self._space_waiter is not None:
-            self._release_space()
+            self._release_space()  # the size read is not known here
 
     def _release_space(self) -> None:
         """Wake a pump waiting for room once the buffer is below the low-water mark."""
         waiter = self._space_waiter
-        frames = self.frames
-        # The split-off messages alone keep the buffer above the mark most
-        # of the time: only below it is the whole size worth summing.
-        if (
-            waiter is not None
-            and frames.lines_size < LOW_WATER_MARK
-            and len(frames) < LOW_WATER_MARK
-        ):
+        if waiter is None:
+            return
+        # Reads that know their size count ``_space_due`` down and call this
+        # only once it runs out; it is set again to what is still due.
+        due = len(self.frames) - LOW_WATER_MARK + 1
+        if due <= 0:
             self._space_waiter = None
             waiter.set()
+        else:
+            self._space_due = due
 
     async def read(
         self, parse: Callable[[FrameBuffer], _T | NeedData], wanted: int

@@ -160,6 +160,10 @@ class ReceiveRole:
         self._park_waiter: anyio.Event | None = None  # the pump is parked
         self._park: anyio.CancelScope | None = None  # its linger deadline
         self._space_waiter: anyio.Event | None = None  # the buffer is full
+        # While the pump waits for room: bytes reads must still take before
+        # the buffer can be below LOW_WATER_MARK (counted down by fast
+        # reads, so that they need not size the buffer each time).
+        self._space_due = 0
         self._data_waiter: anyio.Event | None = None  # a reader awaits the pump
         self._receiving = False  # some task is in stream.receive()
         # Times are time.monotonic() (cheap, unlike anyio.current_time()),
@@ -293,6 +297,7 @@ class ReceiveRole:
         waiter = anyio.Event()
         if full:
             self._space_waiter = waiter
+            self._space_due = len(self.frames) - LOW_WATER_MARK + 1
             self._pause_reading()  # leave the rest in the kernel (backpressure)
         else:
             self._park_waiter = waiter

@@ -19,6 +19,7 @@ from ._exceptions import IncompleteReadError
 from ._framing import fill_ctypes
 
 __all__ = [
+    "byte_view",
     "close_stream",
     "ctypes_field_names",
     "ctypes_repr",
@@ -50,6 +51,23 @@ class ReceiveExactlyStream(Protocol):
     async def receive_exactly(self, nbytes: int) -> bytes:
         """Receive exactly ``nbytes`` bytes."""
         ...
+
+
+def byte_view(obj: Any) -> memoryview:
+    """Return a writable view of the bytes of a ctypes object.
+
+    ``memoryview(obj).cast("B")``; its ``obj`` is ``obj``.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` is not a ctypes instance (as :func:`ctypes_size`).
+    """
+    size = ctypes_size(obj)
+    try:
+        return memoryview(obj).cast("B")
+    except (TypeError, ValueError):  # pragma: no cover - exotic ctypes types
+        return memoryview((ctypes.c_ubyte * size).from_buffer(obj)).cast("B")
 
 
 def ctypes_size(obj: Any) -> int:
