@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.streams.stapled
 import pytest
 
 from anytcpip import Client, OneClientServer
@@ -25,6 +26,7 @@ from anytcpip._channel import Channel
 from anytcpip._direct_receive import QUIET_RECEIVES, direct_receiver
 from anytcpip._direct_send import direct_sender
 from anytcpip._receive import receives_losslessly
+from anytcpip._socket_options import raw_socket
 from anytcpip._tcp_connect import _backend_connect, _ip_literal, connect_tcp
 from anytcpip._workarounds import bound_read_queue, pause_reading_after_accept
 from helpers import TIMEOUT
@@ -74,6 +76,21 @@ async def test_ip_literal_connect_path_is_active() -> None:
             assert isinstance(stream, anyio.abc.SocketStream)
             assert receives_losslessly(stream)
             assert stream.extra(anyio.abc.SocketAttribute.remote_port) == port
+
+
+async def test_raw_socket_is_the_one_extra_returns() -> None:
+    # raw_socket() reads anyio's _raw_socket instead of building every
+    # extra attribute; it must be the very object extra() returns.
+    async with raw_pair() as (accepted, connected):
+        for stream in (accepted, connected):
+            sock = raw_socket(stream)
+            assert sock is not None
+            assert sock is stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    send, receive = anyio.create_memory_object_stream[bytes](1)
+    with send, receive:
+        assert (
+            raw_socket(anyio.streams.stapled.StapledObjectStream(send, receive)) is None
+        )
 
 
 async def test_direct_send_path_is_active() -> None:

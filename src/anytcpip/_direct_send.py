@@ -37,7 +37,8 @@ import socket
 from typing import Any, Protocol
 
 import anyio.abc
-from anyio.abc import SocketAttribute
+
+from ._socket_options import raw_socket
 
 __all__ = ["DirectSender", "direct_sender"]
 
@@ -116,7 +117,7 @@ def direct_sender(stream: anyio.abc.ByteStream) -> DirectSender | None:
         ):
             return _TransportSender(transport)
         return None
-    sock = stream.extra(SocketAttribute.raw_socket, None)
+    sock = raw_socket(stream)
     if type(sock) is socket.socket and sock.gettimeout() == 0.0:
         return _SocketSender(sock)
     return None

@@ -31,7 +31,8 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from anyio.abc import SocketAttribute
+
+from ._socket_options import raw_socket
 
 __all__ = [
     "HangupWatch",
@@ -56,7 +57,7 @@ _HANGUP = (
 
 
 def _raw_socket(stream: anyio.abc.AnyByteStream) -> socket.socket | None:
-    sock = stream.extra(SocketAttribute.raw_socket, None)
+    sock: socket.socket | None = raw_socket(stream)
     if sock is None or sock.type != socket.SOCK_STREAM:
         return None
     return sock
