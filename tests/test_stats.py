@@ -13,6 +13,7 @@ import anytcpip
 from anytcpip import Client, OneClientServer
 from helpers import (
     TIMEOUT,
+    CallbackRecorder,
     CountingBackoff,
     connected_pair,
     memory_pair,
@@ -21,7 +22,8 @@ from helpers import (
 
 
 async def test_stats() -> None:
-    async with OneClientServer(port=0) as server:
+    recorder = CallbackRecorder()
+    async with OneClientServer(port=0, connect_callback=recorder) as server:
         assert server.stats == anytcpip.ConnectionStats()
         before = time.monotonic()
         async with Client("127.0.0.1", server.port) as client:
@@ -43,6 +45,8 @@ async def test_stats() -> None:
             assert server_stats.bytes_received == 23
             assert server_stats.last_received is not None
             assert server_stats.last_received >= before
+        # The server must have seen the client leave before the next comes.
+        assert await recorder.wait_for(2) == [True, False]
         async with raw_peer(server.port):
             async with raw_peer(server.port) as extra:
                 with anyio.fail_after(TIMEOUT):

@@ -218,17 +218,18 @@ class LifecycleMixin:
         the instance's task group. That saves a task group per connection
         (and a pass of the event loop to leave it).
         """
-        await self._report()  # synchronous: nothing to run
+        await self._report()  # synchronous: no callback to run
         try:
             channel.attach(owner)
-            await channel.pump(receive_timeout=self.heartbeat_timeout)
+            if channel.state is not ChannelState.CLOSED:
+                # (Closed by this end before this task ran: nothing to watch.)
+                await channel.pump(receive_timeout=self.heartbeat_timeout)
         finally:
             if channel.sender.unflushed:
                 owner.start_soon(self._count_when_done, channel)
             else:
                 await self._count_when_done(channel)  # no task needed
-            with anyio.CancelScope(shield=True):
-                await self._report()
+            await self._report()  # synchronous: cannot be cancelled midway
 
     async def _run_bound_tasks(
         self, channel: Channel, bound_scope: anyio.CancelScope
