@@ -29,6 +29,7 @@ import anytcpip._receive_role as receive_module
 from anytcpip import Client, OneClientServer
 from anytcpip._channel import Channel
 from anytcpip._constants import RECEIVE_CHUNK_SIZE
+from anytcpip._direct_receive import READ_AHEAD
 from anytcpip._receive import HIGH_WATER_MARK, READS_PER_CHECKPOINT
 from helpers import (
     TIMEOUT,
@@ -324,6 +325,40 @@ async def test_unread_data_held_in_memory_is_bounded_on_every_backend() -> None:
                 while received < flood.sent:
                     data = await server.read(MiB)
                     assert data == b"n" * len(data)
+                    received += len(data)
+        finally:
+            flood.sock.close()
+            flood.join()
+
+
+async def test_unread_data_after_bulk_reads_is_bounded() -> None:
+    """Bulk reads let the transport read ahead; once they stop, it is bounded.
+
+    The transport reads up to READ_AHEAD ahead of a bulk reader (asyncio,
+    uvloop); when the reads stop, the pump fills the buffer to the
+    high-water mark and the transport stops too.
+    """
+    async with OneClientServer(port=0) as server:
+        flood = Flood(server.port, b"b" * MiB)
+        try:
+            received = 0
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+                for _ in range(8):
+                    data = await server.read(MiB)
+                    assert data == b"b" * len(data)
+                    received += len(data)
+            await flood.wait_stalled()
+            channel = channel_of(server)
+            bound = HIGH_WATER_MARK + READ_AHEAD + RECEIVE_CHUNK_SIZE
+            held = len(channel.frames) + held_by_anyio(channel)
+            assert held <= bound, held
+            assert held_by_anyio(channel) <= READ_AHEAD + RECEIVE_CHUNK_SIZE
+            # Nothing was lost: what was sent is still there.
+            with anyio.fail_after(TIMEOUT * 4):
+                while received < flood.sent:
+                    data = await server.read(MiB)
+                    assert data == b"b" * len(data)
                     received += len(data)
         finally:
             flood.sock.close()
