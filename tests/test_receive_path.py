@@ -301,6 +301,23 @@ async def test_heartbeats_are_skipped_when_the_reader_receives(seconds: float) -
 # -- fault 9: the memory bound on every backend -----------------------------------
 
 
+async def read_flood(
+    server: OneClientServer, flood: Flood, received: int, *, reads: int = 0
+) -> int:
+    """Bulk-read what ``flood`` sent (``reads`` reads, or up to what it sent).
+
+    Checks every byte and returns the count received, ``received`` included.
+    """
+    byte = flood.data[:1]
+    done = 0
+    while (done < reads) if reads else (received < flood.sent):
+        data = await server.read(MiB)
+        assert data == byte * len(data)
+        received += len(data)
+        done += 1
+    return received
+
+
 async def test_unread_data_held_in_memory_is_bounded_on_every_backend() -> None:
     """After LimitOverrunError, nobody reads: at most 512 KiB + one chunk held.
 
@@ -320,12 +337,8 @@ async def test_unread_data_held_in_memory_is_bounded_on_every_backend() -> None:
             assert held <= HIGH_WATER_MARK + RECEIVE_CHUNK_SIZE, held
             assert held_by_anyio(channel) <= RECEIVE_CHUNK_SIZE
             # Nothing was lost: what was sent is still there, in order.
-            received = 0
             with anyio.fail_after(TIMEOUT * 4):
-                while received < flood.sent:
-                    data = await server.read(MiB)
-                    assert data == b"n" * len(data)
-                    received += len(data)
+                await read_flood(server, flood, 0)
         finally:
             flood.sock.close()
             flood.join()
@@ -341,13 +354,9 @@ async def test_unread_data_after_bulk_reads_is_bounded() -> None:
     async with OneClientServer(port=0) as server:
         flood = Flood(server.port, b"b" * MiB)
         try:
-            received = 0
             with anyio.fail_after(TIMEOUT):
                 await server.wait_connected()
-                for _ in range(8):
-                    data = await server.read(MiB)
-                    assert data == b"b" * len(data)
-                    received += len(data)
+                received = await read_flood(server, flood, 0, reads=8)
             await flood.wait_stalled()
             channel = channel_of(server)
             bound = HIGH_WATER_MARK + READ_AHEAD + RECEIVE_CHUNK_SIZE
@@ -356,10 +365,7 @@ async def test_unread_data_after_bulk_reads_is_bounded() -> None:
             assert held_by_anyio(channel) <= READ_AHEAD + RECEIVE_CHUNK_SIZE
             # Nothing was lost: what was sent is still there.
             with anyio.fail_after(TIMEOUT * 4):
-                while received < flood.sent:
-                    data = await server.read(MiB)
-                    assert data == b"b" * len(data)
-                    received += len(data)
+                await read_flood(server, flood, received)
         finally:
             flood.sock.close()
             flood.join()

@@ -123,11 +123,7 @@ class DirectReceiver:
             self._waiting = False
             return self._keep or (self._bulk and self.read_on)
         self._quiet = 0  # data streams in while the caller is busy
-        return (
-            self._bulk
-            and self.read_on
-            and sum(map(len, self._queue)) < READ_AHEAD
-        )
+        return self._bulk and self.read_on and sum(map(len, self._queue)) < READ_AHEAD
 
     def pause(self) -> None:
         """Stop reading now: nobody will receive for a while (the buffer is full)."""

@@ -43,15 +43,25 @@ from ._exceptions import (
     prefixed,
 )
 
-__all__ = ["NEED_DATA", "FrameBuffer", "NeedData", "fill_ctypes"]
+__all__ = ["NEED_DATA", "FrameBuffer", "NeedData", "bytes_view", "fill_ctypes"]
+
+
+def bytes_view(obj: Any, size: int) -> memoryview:
+    """Return a writable view of the ``size`` bytes of a ctypes object.
+
+    ``memoryview(obj).cast("B")``, whose ``obj`` is ``obj``; ``size`` must
+    be ``ctypes.sizeof(obj)``.
+    """
+    try:
+        return memoryview(obj).cast("B")
+    except (TypeError, ValueError):  # pragma: no cover - exotic ctypes types
+        raw = (ctypes.c_ubyte * size).from_address(ctypes.addressof(obj))
+        return memoryview(raw).cast("B")
 
 
 def fill_ctypes(obj: Any, data: bytes | bytearray) -> None:
     """Copy ``data`` (exactly ``ctypes.sizeof(obj)`` bytes) into a ctypes object."""
-    try:
-        memoryview(obj).cast("B")[:] = data
-    except (TypeError, ValueError):  # pragma: no cover - exotic ctypes types
-        ctypes.memmove(ctypes.addressof(obj), bytes(data), len(data))
+    bytes_view(obj, len(data))[:] = data
 
 
 class NeedData(enum.Enum):
@@ -396,21 +406,7 @@ class FrameBuffer:
         IncompleteReadError
             As :meth:`next_exactly`.
         """
-        if self.lines:
-            self._unsplit()
-        if self._chunks:
-            self._absorb()
-        buf = self._buf
-        if len(buf) >= size:
-            fill_ctypes(obj, buf[:size])
-            del buf[:size]
-            self._scanned = 0
-            return True
-        data = self.next_exactly(size)
-        if data is NEED_DATA:
-            return NEED_DATA
-        fill_ctypes(obj, data)
-        return True
+        return self.next_into_view(bytes_view(obj, size), size)
 
     def next_into_view(self, view: memoryview, size: int) -> bool | NeedData:
         """:meth:`next_into` for a byte view of the object (the hot path).

@@ -207,13 +207,11 @@ class ReceiveSide(ReceiveRole):
             size = len(line) + len(terminator)
             frames.lines_size -= size
             text = line.decode(encoding)  # consumed even if this raises
-            # _consumed_fast(), inlined.
+            # _consumed_fast(), inlined: the size read is known.
             self._fast_reads -= 1
             self.messages_received += 1
             if self._space_waiter is not None:
-                self._space_due -= size
-                if self._space_due <= 0:
-                    self._release_space()
+                self._made_room(size)
             return text
         else:
             result = frames.next_text(terminator, encoding, skip)
@@ -246,9 +244,7 @@ class ReceiveSide(ReceiveRole):
         self._fast_reads -= 1
         self.messages_received += 1
         if self._space_waiter is not None:
-            self._space_due -= size
-            if self._space_due <= 0:
-                self._release_space()
+            self._made_room(size)
         return True
 
     def _fast_after_end(self) -> bool:
@@ -275,6 +271,12 @@ class ReceiveSide(ReceiveRole):
         self.messages_received += 1
         if self._space_waiter is not None:
             self._release_space()  # the size read is not known here
+
+    def _made_room(self, size: int) -> None:
+        """Count ``size`` bytes read off ``_space_due`` (the pump waits for room)."""
+        self._space_due -= size
+        if self._space_due <= 0:
+            self._release_space()
 
     def _release_space(self) -> None:
         """Wake a pump waiting for room once the buffer is below the low-water mark."""

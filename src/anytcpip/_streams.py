@@ -16,7 +16,7 @@ import anyio
 import anyio.abc
 
 from ._exceptions import IncompleteReadError
-from ._framing import fill_ctypes
+from ._framing import bytes_view, fill_ctypes
 
 __all__ = [
     "byte_view",
@@ -63,11 +63,7 @@ def byte_view(obj: Any) -> memoryview:
     TypeError
         If ``obj`` is not a ctypes instance (as :func:`ctypes_size`).
     """
-    size = ctypes_size(obj)
-    try:
-        return memoryview(obj).cast("B")
-    except (TypeError, ValueError):  # pragma: no cover - exotic ctypes types
-        return memoryview((ctypes.c_ubyte * size).from_buffer(obj)).cast("B")
+    return bytes_view(obj, ctypes_size(obj))
 
 
 def ctypes_size(obj: Any) -> int:
