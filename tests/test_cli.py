@@ -63,6 +63,23 @@ def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
             process.communicate(timeout=10)
 
 
+def finish_stderr(process: subprocess.Popen[str]) -> str:
+    """Like ``finish`` for a process whose stdout the test has closed.
+
+    Returns what it wrote to stderr.
+    """
+    try:
+        assert process.stderr is not None
+        with process.stderr:
+            err = process.stderr.read()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    return err
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -566,16 +583,7 @@ def test_output_into_head_ends_quietly(
         process.stdin.close()
     except BrokenPipeError:  # pragma: no cover - it stopped reading first
         pass
-    try:
-        assert process.stderr is not None
-        with process.stderr:
-            err = process.stderr.read()
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    assert err == ""
+    assert finish_stderr(process) == ""
     assert process.returncode == 0
 
 
@@ -590,16 +598,9 @@ def test_demo_into_head_ends_quietly(backend: str, lines: int) -> None:
     """
     process = start("demo", "--backend", backend)
     assert process.stdout is not None and process.stderr is not None
-    try:
-        with process.stdout:  # the reader reads a few lines, then goes
-            read = [process.stdout.readline() for _ in range(lines)]
-        with process.stderr:
-            err = process.stderr.read()
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+    with process.stdout:  # the reader reads a few lines, then goes
+        read = [process.stdout.readline() for _ in range(lines)]
+    err = finish_stderr(process)
     assert read[0].startswith("anytcpip "), read
     assert all(line.endswith("\n") for line in read), read
     assert err == ""

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import _json
 from ._binding import BOUND
 from ._exceptions import FrameTooLargeError
-from ._framing import NEED_DATA, FrameBuffer, NeedData
-from ._streams import byte_view, ctypes_size
+from ._framing import NEED_DATA, FrameBuffer, NeedData, bytes_view
+from ._streams import ctypes_size
 
 if TYPE_CHECKING:
     from ._channel import Channel
@@ -131,7 +131,7 @@ class ReadWriteMixin:
         # a view. A view is rebuilt if the object was resized meanwhile.
         view = self._into_view
         if view is None or view.obj is not struct or len(view) != _sizeof(struct):
-            view = self._into_view = byte_view(struct)
+            view = self._into_view = bytes_view(struct, ctypes_size(struct))
         size = len(view)
         channel = self._channel
         if channel is None or BOUND.get():  # hot path: no call when unbound

@@ -200,10 +200,7 @@ class LifecycleMixin:
                     channel.state is ChannelState.CLOSED or not len(channel.frames)
                 ):
                     bound_scope.cancel()
-                if channel.sender.unflushed:
-                    task_group.start_soon(self._count_when_done, channel)
-                else:
-                    await self._count_when_done(channel)  # no task needed
+                await self._count(channel, task_group)
                 with anyio.CancelScope(shield=True):
                     await self._report()
 
@@ -225,10 +222,7 @@ class LifecycleMixin:
                 # (Closed by this end before this task ran: nothing to watch.)
                 await channel.pump(receive_timeout=self.heartbeat_timeout)
         finally:
-            if channel.sender.unflushed:
-                owner.start_soon(self._count_when_done, channel)
-            else:
-                await self._count_when_done(channel)  # no task needed
+            await self._count(channel, owner)
             await self._report()  # synchronous: cannot be cancelled midway
 
     async def _run_bound_tasks(
@@ -254,6 +248,13 @@ class LifecycleMixin:
         task_group = self._task_group
         if task_group is not None:
             task_group.start_soon(anyio.aclose_forcefully, channel.stream)
+
+    async def _count(self, channel: Channel, task_group: anyio.abc.TaskGroup) -> None:
+        """Count a finished connection now, or in ``task_group`` once flushed."""
+        if channel.sender.unflushed:
+            task_group.start_soon(self._count_when_done, channel)
+        else:
+            await self._count_when_done(channel)  # no task needed
 
     async def _count_when_done(self, channel: Channel) -> None:
         """Add a finished connection's byte counts to the totals."""

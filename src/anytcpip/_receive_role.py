@@ -297,7 +297,7 @@ class ReceiveRole:
         waiter = anyio.Event()
         if full:
             self._space_waiter = waiter
-            self._space_due = len(self.frames) - LOW_WATER_MARK + 1
+            self._space_due = 0  # the first read sizes the buffer
             self._pause_reading()  # leave the rest in the kernel (backpressure)
         else:
             self._park_waiter = waiter

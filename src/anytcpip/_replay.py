@@ -38,11 +38,11 @@ from typing import Any, Literal
 
 import anyio
 import anyio.abc
-from anyio.abc import SocketAttribute
 
 from ._channel import Channel
 from ._exceptions import IncompleteReadError, LimitOverrunError
 from ._server import OneClientServer
+from ._socket_options import raw_socket
 from .recording import Framing, Recording, load
 
 __all__ = [
@@ -322,11 +322,7 @@ class ReplayServer(OneClientServer):
                 )
                 # An abortive close: the client sees a reset (RST).
                 stream = getattr(channel, "stream", None)
-                sock = (
-                    None
-                    if stream is None
-                    else stream.extra(SocketAttribute.raw_socket, None)
-                )
+                sock = None if stream is None else raw_socket(stream)
                 if sock is not None:
                     with contextlib.suppress(OSError, ValueError):
                         sock.setsockopt(

@@ -16,10 +16,9 @@ import anyio
 import anyio.abc
 
 from ._exceptions import IncompleteReadError
-from ._framing import bytes_view, fill_ctypes
+from ._framing import fill_ctypes
 
 __all__ = [
-    "byte_view",
     "close_stream",
     "ctypes_field_names",
     "ctypes_repr",
@@ -51,19 +50,6 @@ class ReceiveExactlyStream(Protocol):
     async def receive_exactly(self, nbytes: int) -> bytes:
         """Receive exactly ``nbytes`` bytes."""
         ...
-
-
-def byte_view(obj: Any) -> memoryview:
-    """Return a writable view of the bytes of a ctypes object.
-
-    ``memoryview(obj).cast("B")``; its ``obj`` is ``obj``.
-
-    Raises
-    ------
-    TypeError
-        If ``obj`` is not a ctypes instance (as :func:`ctypes_size`).
-    """
-    return bytes_view(obj, ctypes_size(obj))
 
 
 def ctypes_size(obj: Any) -> int:

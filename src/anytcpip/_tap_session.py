@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 import anyio
 import anyio.abc
-from anyio.abc import SocketAttribute
 
+from ._socket_options import raw_socket
 from ._streams import close_stream
 from ._tap_framing import MessageSplitter
 from .recording import Direction, Framing, Record, RecordKind
@@ -48,7 +48,7 @@ async def abort_stream(stream: anyio.abc.ByteStream) -> None:
     ``SO_LINGER`` with a zero timeout makes the close send an RST instead of
     a FIN. A stream without a socket is just closed.
     """
-    sock = stream.extra(SocketAttribute.raw_socket, None)
+    sock = raw_socket(stream)
     if sock is not None:
         try:
             sock.setsockopt(
