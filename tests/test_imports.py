@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "_workarounds",
             "_direct_send",
             "_direct_receive",
+            "_asyncio_task",
             "_tcp_connect",
             "_socket_options",
         ),

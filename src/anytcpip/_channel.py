@@ -42,6 +42,7 @@ from ._send import (
     DIRECT_SENDS_PER_CHECKPOINT,
     SEND_HIGH_WATER_MARK,
     SendQueue,
+    Spawner,
 )
 from ._streams import close_stream
 
@@ -230,7 +231,7 @@ class Channel:
         if self._on_down is not None:
             self._on_down(self)
 
-    def attach(self, task_group: anyio.abc.TaskGroup) -> None:
+    def attach(self, task_group: Spawner) -> None:
         """Give the channel the task group of its connection (for the flusher).
 
         The flusher task is started there only once something is queued

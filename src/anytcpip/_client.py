@@ -16,6 +16,7 @@ from ._exceptions import ConnectionLostError
 from ._options import check_timeout
 from ._reconnect import Backoff
 from ._requester import RequestMixin
+from ._send import Spawner
 from ._socket_options import set_socket_options
 from ._streams import host_port
 from ._tcp_connect import connect_tcp
@@ -218,7 +219,7 @@ class Client(RequestMixin, BaseClientOrServer):
         # Without reconnect, the only task is the connection's (_run_channel).
         return self._reconnect is None
 
-    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
+    async def _start(self, task_group: Spawner) -> None:
         if self._reconnect is not None:
             task_group.start_soon(self._keep_connected, self._reconnect)
             return

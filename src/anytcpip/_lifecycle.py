@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 import anyio.abc
 
+from ._asyncio_task import TaskSet, on_asyncio
 from ._binding import Bindings, unbind
 from ._channel import Channel, ChannelState
 from ._heartbeat import send_heartbeats
 
 if TYPE_CHECKING:
     from ._reporting import StateReporter
+    from ._send import Spawner
     from ._stats import Totals
 
 __all__ = ["LifecycleMixin"]
@@ -48,7 +50,9 @@ class LifecycleMixin:
     heartbeat_timeout: float | None
     _write_terminator: bytes
     _entered: bool
-    _task_group: anyio.abc.TaskGroup | None
+    # The instance's task group; on asyncio's fast path a TaskSet (see
+    # __aenter__).
+    _task_group: anyio.abc.TaskGroup | TaskSet | None
     _reporter: StateReporter
     _totals: Totals
 
@@ -86,8 +90,14 @@ class LifecycleMixin:
         self._entered = True
         self._reporter.start()
         await self._open()
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
+        task_group: anyio.abc.TaskGroup | TaskSet
+        if self._tasks_end_when_closed() and self._is_plain() and on_asyncio():
+            # No task of the instance runs user code, and all of them end
+            # once it is closed: bare tasks will do (see _asyncio_task).
+            task_group = TaskSet()
+        else:
+            task_group = anyio.create_task_group()
+            await task_group.__aenter__()
         self._task_group = task_group
         try:
             await self._start(task_group)
@@ -127,11 +137,15 @@ class LifecycleMixin:
             task_group = self._task_group
             if task_group is not None:
                 self._task_group = None
-                if not (closed and self._tasks_end_when_closed()):
-                    task_group.cancel_scope.cancel()
-                # The body's own exception is not passed in: it propagates
-                # unchanged instead of being wrapped in an ExceptionGroup.
-                await task_group.__aexit__(None, None, None)
+                cancel = not (closed and self._tasks_end_when_closed())
+                if isinstance(task_group, TaskSet):
+                    await task_group.join(cancel=cancel)
+                else:
+                    if cancel:
+                        task_group.cancel_scope.cancel()
+                    # The body's own exception is not passed in: it propagates
+                    # unchanged instead of being wrapped in an ExceptionGroup.
+                    await task_group.__aexit__(None, None, None)
 
     async def _open(self) -> None:
         """Acquire resources before the task group starts (connect, bind)."""
@@ -150,8 +164,13 @@ class LifecycleMixin:
         """
         return False
 
-    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
-        """Start background work in the instance's task group."""
+    async def _start(self, task_group: Spawner) -> None:
+        """Start background work in the instance's task group.
+
+        That is an anyio task group, except on asyncio's fast path for an
+        instance whose tasks all end once it is closed and run no user code
+        (see ``__aenter__``).
+        """
 
     # -- the tasks of one connection --------------------------------------------
 
@@ -166,12 +185,7 @@ class LifecycleMixin:
         (their writes fail), and end by themselves at the end of the data.
         """
         owner = self._task_group
-        if not (
-            self._reporter.has_callback
-            or self._has_channel_tasks()
-            or self.heartbeat_interval is not None
-            or owner is None
-        ):
+        if owner is not None and self._is_plain():
             await self._run_plain_channel(channel, owner)
             return
         async with anyio.create_task_group() as task_group:
@@ -204,9 +218,15 @@ class LifecycleMixin:
                 with anyio.CancelScope(shield=True):
                     await self._report()
 
-    async def _run_plain_channel(
-        self, channel: Channel, owner: anyio.abc.TaskGroup
-    ) -> None:
+    def _is_plain(self) -> bool:
+        """Whether a connection needs no task of its own (see below)."""
+        return not (
+            self._reporter.has_callback
+            or self._has_channel_tasks()
+            or self.heartbeat_interval is not None
+        )
+
+    async def _run_plain_channel(self, channel: Channel, owner: Spawner) -> None:
         """:meth:`_run_channel` for a connection that needs no task of its own.
 
         No callback, heartbeat or bound task: the pump runs in the calling
@@ -249,7 +269,7 @@ class LifecycleMixin:
         if task_group is not None:
             task_group.start_soon(anyio.aclose_forcefully, channel.stream)
 
-    async def _count(self, channel: Channel, task_group: anyio.abc.TaskGroup) -> None:
+    async def _count(self, channel: Channel, task_group: Spawner) -> None:
         """Count a finished connection now, or in ``task_group`` once flushed."""
         if channel.sender.unflushed:
             task_group.start_soon(self._count_when_done, channel)

@@ -20,6 +20,7 @@ import anyio.lowlevel
 
 from ._connection import BaseClientOrServer
 from ._requester import RequestMixin
+from ._send import Spawner
 
 __all__ = [
     "MemoryByteStream",
@@ -156,7 +157,7 @@ class MemoryConnection(RequestMixin, BaseClientOrServer):
         super().__init__(**kwargs)
         self._stream = stream
 
-    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
+    async def _start(self, task_group: Spawner) -> None:
         channel = self._adopt(self._stream, "memory stream")
         task_group.start_soon(self._run_channel, channel)
 

@@ -35,8 +35,8 @@ directly, costs no task for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, cast
 
 import anyio
 import anyio.abc
@@ -49,6 +49,7 @@ __all__ = [
     "DIRECT_SEND_SIZE",
     "SEND_HIGH_WATER_MARK",
     "SendQueue",
+    "Spawner",
 ]
 
 SEND_HIGH_WATER_MARK = 64 * 1024
@@ -59,6 +60,23 @@ DIRECT_SEND_SIZE = 16 * 1024
 
 DIRECT_SENDS_PER_CHECKPOINT = 16
 """Large messages sent directly in a row before one yields to the scheduler."""
+
+
+class Spawner(Protocol):
+    """What background tasks start in: an anyio task group, or a ``TaskSet``.
+
+    (:class:`~anytcpip._asyncio_task.TaskSet`: a plain client's bare tasks,
+    on asyncio.)
+    """
+
+    def start_soon(
+        self,
+        func: Callable[..., Coroutine[Any, Any, Any]],
+        *args: Any,
+        name: object = None,
+    ) -> object:
+        """Start ``func(*args)`` in a new task."""
+        ...
 
 
 class SendQueue:
@@ -99,7 +117,7 @@ class SendQueue:
         # probably a reply or a request the peer waits for, so it is sent
         # directly instead of waking the flusher (a task switch for nothing).
         self._after_wait = False
-        self._task_group: anyio.abc.TaskGroup | None = None
+        self._task_group: Spawner | None = None
         self._flusher_started = False
         self._flusher_done = False
         self._flush_waiter: anyio.Event | None = None
@@ -110,7 +128,7 @@ class SendQueue:
 
     # -- life cycle -------------------------------------------------------------
 
-    def attach(self, task_group: anyio.abc.TaskGroup) -> None:
+    def attach(self, task_group: Spawner) -> None:
         """Give the queue the task group its flusher will run in, when needed."""
         self._task_group = task_group
         if self._unflushed():

@@ -28,6 +28,7 @@ from anyio.streams.stapled import MultiListener
 from ._connection import BaseClientOrServer
 from ._constants import DEFAULT_LOCALHOST, TLS_HANDSHAKE_TIMEOUT
 from ._requester import RequestMixin
+from ._send import Spawner
 from ._socket_options import set_socket_options
 from ._streams import close_stream, host_port, peer_address
 from ._workarounds import pause_reading_after_accept
@@ -108,7 +109,7 @@ class OneClientServer(RequestMixin, BaseClientOrServer):
         self.port = listener.extra(SocketAttribute.local_port)
         self._log.info("%s: listening", self._describe())
 
-    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
+    async def _start(self, task_group: Spawner) -> None:
         assert self._listener is not None
         for listener in self._listener.listeners:
             task_group.start_soon(self._accept_loop, listener, task_group)
@@ -116,7 +117,7 @@ class OneClientServer(RequestMixin, BaseClientOrServer):
     async def _accept_loop(
         self,
         listener: anyio.abc.Listener[anyio.abc.SocketStream],
-        task_group: anyio.abc.TaskGroup,
+        task_group: Spawner,
     ) -> None:
         accept = getattr(listener, "accept")  # noqa: B009  (SocketListener API)
         assert self._listen_scope is not None
@@ -158,7 +159,7 @@ class OneClientServer(RequestMixin, BaseClientOrServer):
         )
 
     async def _handshake(
-        self, stream: anyio.abc.ByteStream, task_group: anyio.abc.TaskGroup
+        self, stream: anyio.abc.ByteStream, task_group: Spawner
     ) -> None:
         # Imported here: it imports ssl, which only TLS users need (issue 15).
         from anyio.streams.tls import TLSStream
@@ -187,9 +188,7 @@ class OneClientServer(RequestMixin, BaseClientOrServer):
         if not self._admit(tls_stream, task_group):
             await anyio.aclose_forcefully(tls_stream)
 
-    def _admit(
-        self, stream: anyio.abc.ByteStream, task_group: anyio.abc.TaskGroup
-    ) -> bool:
+    def _admit(self, stream: anyio.abc.ByteStream, task_group: Spawner) -> bool:
         """Serve a new client, or let it replace the current one; or reject it.
 
         Synchronous, so the decision and the adoption are one atomic step:

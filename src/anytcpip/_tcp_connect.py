@@ -24,6 +24,7 @@ generic path wraps it as the cause of "All connection attempts failed").
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -50,8 +51,13 @@ def _backend_connect() -> _BackendConnect | None:
     return connect
 
 
+@functools.lru_cache(maxsize=256)
 def _ip_literal(host: str) -> str | None:
-    """``host`` in the form anyio connects to, if it is an IP literal; else None."""
+    """``host`` in the form anyio connects to, if it is an IP literal; else None.
+
+    Cached: parsing an address costs about 10 µs, and a client connects to
+    the same few hosts again and again.
+    """
     try:
         return ipaddress.ip_address(host).compressed
     except ValueError:
