@@ -211,7 +211,11 @@ class ReceiveSide(ReceiveRole):
             self._fast_reads -= 1
             self.messages_received += 1
             if self._space_waiter is not None:
-                self._made_room(size)
+                # The pump waits for room: count this read off what is due
+                # (inlined, like the rest: a call per read is 5 % of it).
+                due = self._space_due = self._space_due - size
+                if due <= 0:
+                    self._release_space()
             return text
         else:
             result = frames.next_text(terminator, encoding, skip)
@@ -244,7 +248,9 @@ class ReceiveSide(ReceiveRole):
         self._fast_reads -= 1
         self.messages_received += 1
         if self._space_waiter is not None:
-            self._made_room(size)
+            due = self._space_due = self._space_due - size  # as in try_read_text
+            if due <= 0:
+                self._release_space()
         return True
 
     def _fast_after_end(self) -> bool:
@@ -271,12 +277,6 @@ class ReceiveSide(ReceiveRole):
         self.messages_received += 1
         if self._space_waiter is not None:
             self._release_space()  # the size read is not known here
-
-    def _made_room(self, size: int) -> None:
-        """Count ``size`` bytes read off ``_space_due`` (the pump waits for room)."""
-        self._space_due -= size
-        if self._space_due <= 0:
-            self._release_space()
 
     def _release_space(self) -> None:
         """Wake a pump waiting for room once the buffer is below the low-water mark."""
