@@ -96,3 +96,25 @@ async def test_stats_count_reconnect_attempts_and_rejected_clients() -> None:
         assert stats.rejected_clients == 0
     async with memory_pair() as (ours, _theirs):
         assert ours.stats.reconnect_attempts == ours.stats.rejected_clients == 0
+
+
+async def test_reads_after_the_peer_left_are_counted() -> None:
+    """Messages read after the connection ended count, as do later ones."""
+    recorder = CallbackRecorder()
+    async with OneClientServer(port=0, connect_callback=recorder) as server:
+        for connection in (1, 2):
+            async with Client("127.0.0.1", server.port) as client:
+                with anyio.fail_after(TIMEOUT):
+                    await server.wait_connected()
+                    for i in range(5):
+                        await client.write_str(f"line {i}")  # 8 bytes each
+                    await client.drain()
+            assert await recorder.wait_for(2 * connection) == [True, False] * connection
+            assert not server.connected
+            with anyio.fail_after(TIMEOUT):
+                for i in range(5):  # still buffered: read after the client left
+                    assert await server.read_str() == f"line {i}"
+            stats = server.stats
+            assert stats.messages_received == 5 * connection
+            assert stats.bytes_received == 40 * connection
+            assert stats.connects == stats.disconnects == connection

@@ -155,7 +155,6 @@ class Channel:
         self.state: ChannelState = ChannelState.OPEN
         self.reason: str = ""
         self._on_down = on_down
-        self.counted = False  # added to the owner's totals
         sender = self.sender = SendQueue(
             stream, down_error=self._down_error, on_lost=self._lost
         )

@@ -227,7 +227,7 @@ class BaseClientOrServer(LifecycleMixin, ReadWriteMixin):
             totals.messages_sent,
             totals.messages_received,
         )
-        if channel is not None and not channel.counted:
+        if channel is not None:  # the last connection, read live
             sent += channel.bytes_sent
             received += channel.bytes_received
             messages_sent += channel.messages_sent
@@ -335,12 +335,28 @@ class BaseClientOrServer(LifecycleMixin, ReadWriteMixin):
             log=self._log,
             on_down=self._on_channel_down,
         )
-        self._channel = channel
+        previous, self._channel = self._channel, channel
+        if previous is not None:
+            self._add_to_totals(previous)
         self._should_be_connected = True
         self._totals.connects += 1
         self._reporter.queue(True)
         self._log.info("%s: connected", who)
         return channel
+
+    def _add_to_totals(self, channel: Channel) -> None:
+        """Add the counts of a connection that a new one replaced to the totals.
+
+        Until then :attr:`stats` reads the last connection's counts live,
+        so that reads and sends after it ended (messages still buffered,
+        what was queued) count too.
+        """
+        totals = self._totals
+        totals.bytes_sent += channel.bytes_sent
+        totals.bytes_received += channel.bytes_received
+        totals.messages_sent += channel.messages_sent
+        totals.messages_received += channel.messages_received
+        totals.last_received = channel.last_received or totals.last_received
 
     def _on_channel_down(self, channel: Channel) -> None:
         self._totals.disconnects += 1

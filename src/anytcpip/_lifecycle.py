@@ -7,9 +7,7 @@ Each instance owns one task group, entered by ``__aenter__`` and left by
 run in it, so nothing outlives the ``async with``. Each connection gets a
 task group of its own inside it (:meth:`LifecycleMixin._run_channel`): its
 receive pump, its heartbeat sender, the tasks a subclass binds to it, and
-the reports of its connection and disconnection. When the connection ends,
-its byte and message counts are added to the totals (once what was queued
-has been sent).
+the reports of its connection and disconnection.
 
 The mixin reads the attributes the base class sets in ``__init__`` (declared
 below) and declares the hooks it needs (``close``, ``_close_connection``,
@@ -214,7 +212,6 @@ class LifecycleMixin:
                     channel.state is ChannelState.CLOSED or not len(channel.frames)
                 ):
                     bound_scope.cancel()
-                await self._count(channel, task_group)
                 with anyio.CancelScope(shield=True):
                     await self._report()
 
@@ -231,9 +228,8 @@ class LifecycleMixin:
 
         No callback, heartbeat or bound task: the pump runs in the calling
         task, and the flusher (started only if a write cannot be sent
-        directly) and the wait for what is still queued run in ``owner``,
-        the instance's task group. That saves a task group per connection
-        (and a pass of the event loop to leave it).
+        directly) runs in ``owner``, the instance's task group. That saves a
+        task group per connection (and a pass of the event loop to leave it).
         """
         await self._report()  # synchronous: no callback to run
         try:
@@ -242,7 +238,6 @@ class LifecycleMixin:
                 # (Closed by this end before this task ran: nothing to watch.)
                 await channel.pump(receive_timeout=self.heartbeat_timeout)
         finally:
-            await self._count(channel, owner)
             await self._report()  # synchronous: cannot be cancelled midway
 
     async def _run_bound_tasks(
@@ -268,25 +263,6 @@ class LifecycleMixin:
         task_group = self._task_group
         if task_group is not None:
             task_group.start_soon(anyio.aclose_forcefully, channel.stream)
-
-    async def _count(self, channel: Channel, task_group: Spawner) -> None:
-        """Count a finished connection now, or in ``task_group`` once flushed."""
-        if channel.sender.unflushed:
-            task_group.start_soon(self._count_when_done, channel)
-        else:
-            await self._count_when_done(channel)  # no task needed
-
-    async def _count_when_done(self, channel: Channel) -> None:
-        """Add a finished connection's byte counts to the totals."""
-        await channel.wait_flushed()
-        if not channel.counted:
-            channel.counted = True
-            totals = self._totals
-            totals.bytes_sent += channel.bytes_sent
-            totals.bytes_received += channel.bytes_received
-            totals.messages_sent += channel.messages_sent
-            totals.messages_received += channel.messages_received
-            totals.last_received = channel.last_received or totals.last_received
 
     async def _heartbeats(self, channel: Channel, scope: anyio.CancelScope) -> None:
         assert self.heartbeat_interval is not None

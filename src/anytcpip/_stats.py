@@ -58,7 +58,11 @@ class ConnectionStats:
 
 @dataclass
 class Totals:
-    """Mutable totals over the connections that ended (internal)."""
+    """Mutable totals of a client or server (internal).
+
+    The counts of the connections before the last one (``stats`` reads the
+    last one's live), and the connection history.
+    """
 
     bytes_sent: int = 0
     bytes_received: int = 0
