@@ -4,10 +4,13 @@ Rationale
 ---------
 Each instance owns one task group, entered by ``__aenter__`` and left by
 ``__aexit__``; receive pumps, accept loops, heartbeats and reconnects all
-run in it, so nothing outlives the ``async with``. Each connection gets a
-task group of its own inside it (:meth:`LifecycleMixin._run_channel`): its
-receive pump, its heartbeat sender, the tasks a subclass binds to it, and
-the reports of its connection and disconnection.
+run in it, so nothing outlives the ``async with``. (On asyncio, a plain
+client's group is a :class:`~anytcpip._asyncio_task.TaskSet` of bare tasks
+that ``__aexit__`` joins: see that module for why and when.) A connection
+with a callback, a heartbeat or bound tasks gets a task group of its own
+inside it (:meth:`LifecycleMixin._run_channel`): its receive pump, its
+heartbeat sender, the tasks a subclass binds to it, and the reports of its
+connection and disconnection; a plain one runs its pump in one task.
 
 The mixin reads the attributes the base class sets in ``__init__`` (declared
 below) and declares the hooks it needs (``close``, ``_close_connection``,
