@@ -191,16 +191,16 @@ class ReceiveSide(ReceiveRole):
         """:meth:`try_read` specialised for ``FrameBuffer.next_text`` (hot path)."""
         frames = self.frames
         lines = frames.lines
-        if self._fast_reads <= 0:
-            # Only a message split off already may be read after the peer left.
-            if not (
-                lines
-                and skip is None
-                and frames.lines_term == terminator
-                and self._fast_after_end()
-            ):
-                return NEED_DATA
-        elif lines and skip is None and frames.lines_term == terminator:
+        if self._fast_reads <= 0 and not (
+            # After the peer left, a message split off already is read here
+            # too (see _fast_after_end); anything else goes to read_slow.
+            lines
+            and skip is None
+            and frames.lines_term == terminator
+            and self._fast_after_end()
+        ):
+            return NEED_DATA
+        if lines and skip is None and frames.lines_term == terminator:
             # FrameBuffer.next_text's own fast path, inlined: a message
             # already split off, the commonest read of all.
             line = lines.popleft()
@@ -217,16 +217,10 @@ class ReceiveSide(ReceiveRole):
                 if due <= 0:
                     self._release_space()
             return text
-        else:
-            result = frames.next_text(terminator, encoding, skip)
-            if result is not NEED_DATA:
-                self._consumed_fast()
-            return result
-        # After the peer left (see _fast_after_end): the same, without a pump.
-        line = lines.popleft()
-        frames.lines_size -= len(line) + len(terminator)
-        self.messages_received += 1
-        return line.decode(encoding)  # consumed even if this raises
+        result = frames.next_text(terminator, encoding, skip)
+        if result is not NEED_DATA:
+            self._consumed_fast()
+        return result
 
     def try_read_into(self, view: memoryview, size: int) -> bool:
         """:meth:`try_read` specialised for ``FrameBuffer.next_into_view`` (hot path).
@@ -235,14 +229,13 @@ class ReceiveSide(ReceiveRole):
         bytes long) was filled from the buffer, False if the caller must go
         through :meth:`read_slow`.
         """
-        if self._fast_reads <= 0:
+        frames = self.frames
+        if self._fast_reads <= 0 and (
             # After the peer left, only a whole struct still buffered.
-            if len(self.frames) < size or not self._fast_after_end():
-                return False
-            self.frames.next_into_view(view, size)  # cannot need data, nor raise
-            self.messages_received += 1
-            return True
-        if self.frames.next_into_view(view, size) is NEED_DATA:
+            len(frames) < size or not self._fast_after_end()
+        ):
+            return False
+        if frames.next_into_view(view, size) is NEED_DATA:
             return False
         # _consumed_fast(), inlined: the size read is known.
         self._fast_reads -= 1
