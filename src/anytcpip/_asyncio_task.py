@@ -1,4 +1,4 @@
-"""asyncio's fast path for a plain client's tasks: bare tasks, joined on exit.
+"""A private backend module: a plain client's tasks on asyncio, joined on exit.
 
 Rationale
 ---------

@@ -148,7 +148,6 @@ class Client(RequestMixin, BaseClientOrServer):
         return self.reconnect_attempts
 
     async def _connect(self) -> anyio.abc.ByteStream:
-        where = f"{self._describe()}: cannot connect"
         timeout = self.connect_timeout
         try:
             # No cancel scope at all when there is no bound (the common case).
@@ -163,26 +162,31 @@ class Client(RequestMixin, BaseClientOrServer):
                     stream = await self._tls_handshake(tcp)
         except TimeoutError as exc:
             raise TimeoutError(
-                f"{where}: timed out after {self.connect_timeout} s"
+                f"{self._cannot_connect()}: timed out after {self.connect_timeout} s"
             ) from exc
         except OSError as exc:
-            raise _connect_error(exc, where) from exc
+            raise _connect_error(exc, self._cannot_connect()) from exc
         except anyio.BrokenResourceError as exc:
             reason = repr(exc.__cause__ or exc)
-            raise ConnectionLostError(f"{where}: {reason}") from exc
+            raise ConnectionLostError(f"{self._cannot_connect()}: {reason}") from exc
         except anyio.EndOfStream as exc:
             raise ConnectionLostError(
-                f"{where}: the server closed the connection during the TLS handshake"
+                f"{self._cannot_connect()}: the server closed the connection "
+                "during the TLS handshake"
             ) from exc
         if stream is None:
             raise TimeoutError(
-                f"{where}: TLS handshake timed out after "
+                f"{self._cannot_connect()}: TLS handshake timed out after "
                 f"{self.tls_handshake_timeout} s (the server accepted the TCP "
                 "connection but did not complete the handshake)"
             )
         if self.keepalive:
             set_socket_options(stream)
         return stream
+
+    def _cannot_connect(self) -> str:
+        """Start a failed connection attempt's message (built only on failure)."""
+        return f"{self._describe()}: cannot connect"
 
     async def _tls_handshake(
         self, stream: anyio.abc.ByteStream

@@ -15,7 +15,7 @@ from anyio.abc import SocketAttribute
 
 from ._constants import KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, KEEPALIVE_TIME
 
-__all__ = ["raw_socket", "set_socket_options"]
+__all__ = ["raw_socket", "set_socket_options", "tcp_socket"]
 
 _log = logging.getLogger("anytcpip")
 
@@ -39,6 +39,14 @@ def raw_socket(stream: anyio.abc.AnyByteStream) -> Any:
         except AttributeError:  # pragma: no cover - a changed anyio
             pass
     return stream.extra(SocketAttribute.raw_socket, None)
+
+
+def tcp_socket(stream: anyio.abc.AnyByteStream) -> socket.socket | None:
+    """Return the TCP socket under ``stream`` (see :func:`raw_socket`), or None."""
+    sock: socket.socket | None = raw_socket(stream)
+    if sock is None or sock.type != socket.SOCK_STREAM:
+        return None
+    return sock
 
 
 def set_socket_options(
@@ -65,11 +73,12 @@ def set_socket_options(
     keepalive_probes
         Unanswered probes before the OS drops the connection.
     """
-    if isinstance(stream, socket.socket):
-        sock: socket.socket | None = stream
-    else:
-        sock = raw_socket(stream)
-    if sock is None or sock.type != socket.SOCK_STREAM:
+    sock = (
+        (stream if stream.type == socket.SOCK_STREAM else None)
+        if isinstance(stream, socket.socket)
+        else tcp_socket(stream)
+    )
+    if sock is None:
         return
     options: list[tuple[int, str, int]] = [
         (socket.SOL_SOCKET, "SO_KEEPALIVE", 1),

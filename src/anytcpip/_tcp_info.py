@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._socket_options import raw_socket
+from ._socket_options import tcp_socket
 
 __all__ = [
     "HangupWatch",
@@ -56,18 +56,11 @@ _HANGUP = (
 )
 
 
-def _raw_socket(stream: anyio.abc.AnyByteStream) -> socket.socket | None:
-    sock: socket.socket | None = raw_socket(stream)
-    if sock is None or sock.type != socket.SOCK_STREAM:
-        return None
-    return sock
-
-
 def _tcp_info(stream: anyio.abc.AnyByteStream) -> tuple[int, int, int] | None:
     """Return (state, ms since data was last received, rtt in us), or None."""
     if _TCP_INFO is None:
         return None
-    sock = _raw_socket(stream)
+    sock = tcp_socket(stream)
     if sock is None:
         return None
     try:
@@ -131,7 +124,7 @@ def hangup_watch(stream: anyio.abc.AnyByteStream) -> HangupWatch | None:
     """Return a :class:`HangupWatch` for ``stream``'s socket, or None (not Linux)."""
     if _EPOLL is None or not _HANGUP:
         return None
-    sock = _raw_socket(stream)
+    sock = tcp_socket(stream)
     if sock is None:
         return None
     try:
