@@ -118,3 +118,36 @@ async def test_reads_after_the_peer_left_are_counted() -> None:
             assert stats.messages_received == 5 * connection
             assert stats.bytes_received == 40 * connection
             assert stats.connects == stats.disconnects == connection
+
+
+async def test_every_read_is_counted_as_it_happens() -> None:
+    """``messages_received`` is exact after every read, buffered or not.
+
+    Thousands of messages arrive at once, so most reads are served from the
+    buffer (past several of the points where a run of such reads yields to
+    the scheduler); text and struct reads alternate, and the last ones are
+    made after the peer left.
+    """
+    import ctypes
+
+    count = 2500
+    async with connected_pair() as (server, client):
+        with anyio.fail_after(TIMEOUT):
+            for i in range(count):
+                if i % 2:
+                    await client.write_from(ctypes.c_uint32(i))
+                else:
+                    await client.write_str(f"line {i}")
+            await client.drain()
+            await client.close()
+            value = ctypes.c_uint32()
+            for i in range(count):
+                if i % 2:
+                    await server.read_into(value)
+                    assert value.value == i
+                else:
+                    assert await server.read_str() == f"line {i}"
+                assert server.stats.messages_received == i + 1
+            with pytest.raises(ConnectionError):  # nothing left
+                await server.read_str()
+    assert server.stats.messages_received == count

@@ -59,8 +59,11 @@ def bind(owner: BaseClientOrServer, channel: Channel) -> contextvars.Token[Bindi
     """Bind the current context to ``channel`` of ``owner``.
 
     Returns the token to pass to :func:`unbind`. Tasks started afterwards
-    from this context inherit the binding.
+    from this context inherit the binding. The owner is marked as having had
+    a task bound (``_has_bindings``, never reset): until then, no context can
+    hold a binding of it, and its hot paths skip the look-up.
     """
+    owner._has_bindings = True
     return BOUND.set(((owner, channel), *BOUND.get()))
 
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 
-from ._binding import BOUND, Bindings, Connection, bind, bound_channel
+from ._binding import Bindings, Connection, bind, bound_channel
 from ._channel import Channel, ChannelState
 from ._constants import (
     DEFAULT_ENCODING,
@@ -155,6 +155,8 @@ class BaseClientOrServer(LifecycleMixin, ReadWriteMixin):
         # Heartbeat lines are skipped by text reads on a side with heartbeats.
         self._skip = options.skipped_line
         self._into_view: memoryview | None = None
+        # Set by _binding.bind once a task is bound to one of its connections.
+        self._has_bindings = False
         # Totals of the connections that ended (see ``stats``).
         self._totals = Totals()
         self.heartbeat_interval: float | None = options.heartbeat_interval
@@ -433,7 +435,7 @@ class BaseClientOrServer(LifecycleMixin, ReadWriteMixin):
         current one.
         """
         channel = self._channel
-        if BOUND.get():
+        if self._has_bindings:
             bound = bound_channel(self)
             if bound is not None:
                 return bound

@@ -3,8 +3,9 @@
 The methods of :class:`~anytcpip.BaseClientOrServer` that read and write one
 message (bytes, lines, text, JSON, frames, ctypes objects). They go to the
 connection :meth:`_require_channel` returns; the hot paths (``read_str``,
-``read_into``) look at ``_channel`` directly and call it only when a task is
-bound to a connection or none is open, so they cost no extra call.
+``read_into``) look at ``_channel`` directly and call it only when a task
+has ever been bound to a connection of this client or server (a read loop,
+a ``Connection`` handle) or none is open, so they cost no extra call.
 
 The mixin reads the options the base class sets in ``__init__`` (declared
 below) and declares the hooks it needs (``_require_channel``, ``_describe``),
@@ -20,7 +21,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _json
-from ._binding import BOUND
 from ._exceptions import FrameTooLargeError
 from ._framing import NEED_DATA, FrameBuffer, NeedData, bytes_view
 from ._streams import ctypes_size
@@ -47,6 +47,7 @@ class ReadWriteMixin:
     _max_line_length: int
     _skip: bytes | None
     _into_view: memoryview | None  # see read_into
+    _has_bindings: bool  # a task was ever bound to one of its connections
 
     # -- hooks ------------------------------------------------------------------
 
@@ -134,7 +135,7 @@ class ReadWriteMixin:
             view = self._into_view = bytes_view(struct, ctypes_size(struct))
         size = len(view)
         channel = self._channel
-        if channel is None or BOUND.get():  # hot path: no call when unbound
+        if channel is None or self._has_bindings:  # hot path: no call
             channel = self._require_channel()
 
         if not channel.try_read_into(view, size):
@@ -161,7 +162,7 @@ class ReadWriteMixin:
             stays usable).
         """
         channel = self._channel
-        if channel is None or BOUND.get():  # hot path: no call when unbound
+        if channel is None or self._has_bindings:  # hot path: no call
             channel = self._require_channel()
         # The common case, a message already buffered, in one synchronous call.
         result = channel.try_read_text(self._terminator, self._encoding, self._skip)

@@ -105,12 +105,27 @@ class ReceiveSide(ReceiveRole):
         self._reason = ""
         self._reset = False  # the peer reset the connection
         self._reading = False  # a reader is in read_slow
-        self._fast_reads = READS_PER_CHECKPOINT
+        # Fast reads left before one goes through read_slow (see try_read).
+        # Each fast read is counted only here, by counting this down (a
+        # counter less per message): ``messages_received`` is ``_messages``
+        # plus how far it has come down from ``_fast_budget``, what it was
+        # last set to. Counts below 0 after the peer left (_fast_after_end).
+        self._fast_reads = self._fast_budget = READS_PER_CHECKPOINT
+        self._messages = 0  # messages read, but for those counted as above
         self._reads_after_end = 0  # read_slow calls since the connection went down
         self._eof_delivered = False
         self.bytes_received: int = 0
-        self.messages_received: int = 0
         self.last_received: float | None = None  # time.monotonic()
+
+    @property
+    def messages_received(self) -> int:
+        """Messages (reads) delivered so far."""
+        return self._messages + self._fast_budget - self._fast_reads
+
+    def _set_fast_reads(self, reads: int) -> None:
+        """Allow ``reads`` fast reads from now, keeping the count of those made."""
+        self._messages += self._fast_budget - self._fast_reads
+        self._fast_budget = self._fast_reads = reads
 
     # -- life cycle -------------------------------------------------------------
 
@@ -121,7 +136,7 @@ class ReceiveSide(ReceiveRole):
         self._open = False
         self._closed_here = by_this_end
         self._reason = reason
-        self._fast_reads = 0  # reads now go through read_slow's checks
+        self._set_fast_reads(0)  # reads now go through read_slow's checks
         if by_this_end and self._direct:
             # The stream is closed next, which ends a receive in progress
             # (anyio's socket streams); a parked pump is woken and returns.
@@ -200,7 +215,9 @@ class ReceiveSide(ReceiveRole):
             and self._fast_after_end()
         ):
             return NEED_DATA
-        if lines and skip is None and frames.lines_term == terminator:
+        # ``is``: the terminator the lines were split on is the caller's own
+        # object; an equal one from elsewhere takes next_text's path below.
+        if lines and skip is None and frames.lines_term is terminator:
             # FrameBuffer.next_text's own fast path, inlined: a message
             # already split off, the commonest read of all.
             line = lines.popleft()
@@ -208,8 +225,7 @@ class ReceiveSide(ReceiveRole):
             frames.lines_size -= size
             text = line.decode(encoding)  # consumed even if this raises
             # _consumed_fast(), inlined: the size read is known.
-            self._fast_reads -= 1
-            self.messages_received += 1
+            self._fast_reads -= 1  # which counts this message too
             if self._space_waiter is not None:
                 # The pump waits for room: count this read off what is due
                 # (inlined, like the rest: a call per read is 5 % of it).
@@ -238,8 +254,7 @@ class ReceiveSide(ReceiveRole):
         if frames.next_into_view(view, size) is NEED_DATA:
             return False
         # _consumed_fast(), inlined: the size read is known.
-        self._fast_reads -= 1
-        self.messages_received += 1
+        self._fast_reads -= 1  # which counts this message too
         if self._space_waiter is not None:
             due = self._space_due = self._space_due - size  # as in try_read_text
             if due <= 0:
@@ -266,8 +281,7 @@ class ReceiveSide(ReceiveRole):
 
     def _consumed_fast(self) -> None:
         """Account for a message read from the buffer without waiting."""
-        self._fast_reads -= 1
-        self.messages_received += 1
+        self._fast_reads -= 1  # which counts this message too
         if self._space_waiter is not None:
             self._release_space()  # the size read is not known here
 
@@ -354,7 +368,7 @@ class ReceiveSide(ReceiveRole):
             # 0: READS_PER_CHECKPOINT fast reads in a row, or a reader waited.
             tried = self._fast_reads > 0
             yield_first = not tried
-            self._fast_reads = 0  # no fast reads while this one is in progress
+            self._set_fast_reads(0)  # no fast reads while this one is in progress
         else:
             # Down: every read comes here (what is still buffered after the
             # peer's close is read out), so count them here instead.
@@ -390,7 +404,7 @@ class ReceiveSide(ReceiveRole):
                             self._say_reset(exc)
                         raise
                 if result is not NEED_DATA:
-                    self.messages_received += 1
+                    self._messages += 1
                     if self._space_waiter is not None:
                         self._release_space()
                     return result
@@ -410,7 +424,7 @@ class ReceiveSide(ReceiveRole):
                         if not frames.eof:  # else: arrived after the end
                             self.bytes_received += len(data)
                             self.last_received = self._received_at
-                            self.messages_received += 1
+                            self._messages += 1
                             return data  # type: ignore[return-value]
                         data = b""
                     if data:
@@ -421,7 +435,7 @@ class ReceiveSide(ReceiveRole):
         finally:
             self._reading = False
             if self._open:
-                self._fast_reads = READS_PER_CHECKPOINT
+                self._set_fast_reads(READS_PER_CHECKPOINT)
 
     def _say_reset(self, exc: IncompleteReadError) -> None:
         """Make an incomplete message's error say that the peer reset."""
