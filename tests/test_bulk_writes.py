@@ -1,0 +1,107 @@
+"""Large writes to a peer that is not reading: backpressure, drain, cancellation.
+
+A large message is handed to the OS directly; on asyncio and uvloop what the
+kernel does not take at once stays in the transport's buffer, and the next
+write waits for it in its own task (see ``anytcpip._send``). On trio the
+rest is queued for the flusher. Either way, what a user sees must be the
+same: writes wait while the peer does not read, a cancelled write sends
+nothing, ``drain`` waits for everything, and nothing is lost or interleaved.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import anytcpip
+from anytcpip import Client, OneClientServer
+from helpers import TIMEOUT, connected_pair
+
+CHUNK = b"x" * (1 << 20)
+
+
+async def fill(client: anytcpip.BaseClientOrServer) -> int:
+    """Write CHUNKs until one waits 0.2 s (the peer reads nothing).
+
+    Returns the bytes written (the write that waited was cancelled).
+    """
+    written = 0
+    with anyio.fail_after(TIMEOUT):
+        while True:
+            with anyio.move_on_after(0.2) as scope:
+                await client.write(CHUNK)
+            if scope.cancelled_caught:
+                return written  # the cancelled write sent nothing
+            written += len(CHUNK)
+
+
+async def test_a_write_waits_for_the_peer_and_a_cancelled_one_sends_nothing() -> None:
+    async with connected_pair() as (server, client):
+        written = await fill(client)
+        assert written >= len(CHUNK)
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                # Sent only once the peer has read what is ahead of it.
+                tg.start_soon(client.write_str, "after")
+                assert await server.readexactly(written) == b"x" * written
+            # Nothing of the cancelled write came before it.
+            assert await server.read_str() == "after"
+
+
+async def test_drain_waits_for_what_a_large_write_left() -> None:
+    async with connected_pair() as (server, client):
+        written = await fill(client)
+        with anyio.move_on_after(0.2) as scope:
+            await client.drain()  # the peer reads nothing: it cannot finish
+        assert scope.cancelled_caught
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.drain)
+                assert await server.readexactly(written) == b"x" * written
+            await client.drain()  # at once now
+
+
+async def test_writers_behind_a_large_write_each_send_whole() -> None:
+    """Several writers wait behind the same backlog; one is cancelled."""
+    async with connected_pair() as (server, client):
+        written = await fill(client)
+        messages = [bytes([ord("a") + i]) * 100_000 for i in range(3)]
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                for message in messages:
+                    tg.start_soon(client.write, message)
+                cancelled = anyio.CancelScope()
+
+                async def cancelled_writer() -> None:
+                    with cancelled:
+                        await client.write(b"!" * 100_000)
+
+                tg.start_soon(cancelled_writer)
+                await anyio.wait_all_tasks_blocked()
+                cancelled.cancel()
+                assert await server.readexactly(written) == b"x" * written
+            received = await server.readexactly(3 * 100_000)
+        # Whole and in some order, never interleaved; nothing of the cancelled one.
+        parts = [received[i : i + 100_000] for i in range(0, len(received), 100_000)]
+        assert sorted(parts) == messages
+        assert client.stats.messages_sent == written // len(CHUNK) + 3
+
+
+async def test_close_while_a_writer_waits() -> None:
+    """The waiting writer gets a ConnectionError; close() returns in its bound."""
+    async with OneClientServer(port=0) as server:
+        async with Client("127.0.0.1", server.port) as client:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+            await fill(client)
+            with anyio.fail_after(TIMEOUT):
+                async with anyio.create_task_group() as tg:
+
+                    async def writer() -> None:
+                        with pytest.raises(ConnectionError):
+                            await client.write(CHUNK)
+
+                    tg.start_soon(writer)
+                    await anyio.wait_all_tasks_blocked()
+                    await client.close()
+            assert not client.connected
