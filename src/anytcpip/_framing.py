@@ -89,9 +89,9 @@ class FrameBuffer:
         "_buf",
         "_chunked",
         "_chunks",
-        "_eof",
         "_scan_term",
         "_scanned",
+        "eof",
         "lines",
         "lines_size",
         "lines_term",
@@ -112,7 +112,8 @@ class FrameBuffer:
         # are any.
         self._chunks: list[bytes] = []
         self._chunked = 0
-        self._eof = False
+        # True once end of stream has been fed (read it; set only by feed).
+        self.eof = False
         # Bytes at the front of the buffer known to contain no complete
         # ``_scan_term`` (the search resumes from there).
         self._scanned = 0
@@ -131,11 +132,6 @@ class FrameBuffer:
     def __len__(self) -> int:
         return len(self._buf) + self._chunked + self.lines_size
 
-    @property
-    def eof(self) -> bool:
-        """True once end of stream has been fed."""
-        return self._eof
-
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes; an empty ``data`` means end of stream.
 
@@ -145,9 +141,9 @@ class FrameBuffer:
             If data is fed after end of stream.
         """
         if not data:
-            self._eof = True
+            self.eof = True
             return
-        if self._eof:
+        if self.eof:
             raise RuntimeError("cannot feed data after end of stream")
         if not self._buf and not self.lines and type(data) is bytes:
             self._chunks.append(data)  # copied only if a parse needs it
@@ -212,7 +208,7 @@ class FrameBuffer:
             return chunk
         if self._buf or chunks:
             return self._take(n)
-        if self._eof or n == 0:
+        if self.eof or n == 0:
             return b""
         return NEED_DATA
 
@@ -233,7 +229,7 @@ class FrameBuffer:
             self._absorb()
         if len(self._buf) >= n:
             return self._take(n)
-        if self._eof:
+        if self.eof:
             raise IncompleteReadError(self._take(len(self._buf)), n, self.who)
         return NEED_DATA
 
@@ -297,7 +293,7 @@ class FrameBuffer:
                 ),
                 blen,
             )
-        if self._eof:
+        if self.eof:
             if at_eof == "partial":
                 return self._take(blen)
             raise IncompleteReadError(self._take(blen), None, self.who)
@@ -456,7 +452,7 @@ class FrameBuffer:
             self._absorb()
         buf = self._buf
         if len(buf) < prefix:
-            if self._eof:
+            if self.eof:
                 raise IncompleteReadError(self._take(len(buf)), prefix, self.who)
             return NEED_DATA
         size = int.from_bytes(buf[:prefix], byteorder)
@@ -475,7 +471,7 @@ class FrameBuffer:
             del buf[:end]
             self._scanned = 0
             return data
-        if self._eof:
+        if self.eof:
             raise IncompleteReadError(self._take(len(buf)), end, self.who)
         return NEED_DATA
 

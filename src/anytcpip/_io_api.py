@@ -271,9 +271,10 @@ class ReadWriteMixin:
         UnicodeEncodeError
             If ``line`` cannot be encoded (nothing is sent).
         """
-        await self._require_channel().send(
-            line.encode(self._encoding) + self._write_terminator
-        )
+        channel = self._channel
+        if channel is None or self._has_bindings:  # hot path: no call
+            channel = self._require_channel()
+        await channel.send(line.encode(self._encoding) + self._write_terminator)
 
     async def write_json(self, obj: Any) -> None:
         """Send ``json.dumps(obj)`` with :meth:`write_str`."""

@@ -233,6 +233,10 @@ class ReceiveSide(ReceiveRole):
                 if due <= 0:
                     self._release_space()
             return text
+        if not len(frames):
+            # Nothing buffered (a reply not yet received, the commonest
+            # case in command/reply traffic): next_text would only say so.
+            return NEED_DATA
         result = frames.next_text(terminator, encoding, skip)
         if result is not NEED_DATA:
             self._consumed_fast()
@@ -246,9 +250,9 @@ class ReceiveSide(ReceiveRole):
         through :meth:`read_slow`.
         """
         frames = self.frames
-        if self._fast_reads <= 0 and (
+        if len(frames) < size or (
             # After the peer left, only a whole struct still buffered.
-            len(frames) < size or not self._fast_after_end()
+            self._fast_reads <= 0 and not self._fast_after_end()
         ):
             return False
         if frames.next_into_view(view, size) is NEED_DATA:
@@ -360,22 +364,29 @@ class ReceiveSide(ReceiveRole):
         found nothing: when that one parsed, so did the fast path, and the
         first parse here is skipped.
         """
+        # The commonest path (command/reply: nothing buffered, the reader
+        # receives a reply) has its small calls inlined: _set_fast_reads,
+        # and _raise_if_unreadable behind the two flags it checks.
         if self._reading:
             raise anyio.BusyResourceError("reading from")
         self._reading = True
-        tried = False  # the fast path parsed just now (and found nothing)
         if self._open:
-            # 0: READS_PER_CHECKPOINT fast reads in a row, or a reader waited.
+            # The fast path parsed just now and found nothing, unless it
+            # was skipped: READS_PER_CHECKPOINT fast reads in a row.
             tried = self._fast_reads > 0
             yield_first = not tried
-            self._set_fast_reads(0)  # no fast reads while this one is in progress
+            # No fast reads while this one is in progress (_set_fast_reads(0)).
+            self._messages += self._fast_budget - self._fast_reads
+            self._fast_budget = self._fast_reads = 0
         else:
             # Down: every read comes here (what is still buffered after the
             # peer's close is read out), so count them here instead.
+            tried = False
             self._reads_after_end += 1
             yield_first = self._reads_after_end % READS_PER_CHECKPOINT == 0
         try:
-            self._raise_if_unreadable()
+            if self._closed_here or self._eof_delivered:
+                self._raise_if_unreadable()
             frames = self.frames
             if yield_first:
                 await anyio.lowlevel.checkpoint()
@@ -395,7 +406,6 @@ class ReceiveSide(ReceiveRole):
                     return result
                 if tried:  # nothing changed since the fast path's parse
                     tried = False
-                    result = NEED_DATA
                 else:
                     try:
                         result = parse(frames)
@@ -403,11 +413,11 @@ class ReceiveSide(ReceiveRole):
                         if self._reset:
                             self._say_reset(exc)
                         raise
-                if result is not NEED_DATA:
-                    self._messages += 1
-                    if self._space_waiter is not None:
-                        self._release_space()
-                    return result
+                    if result is not NEED_DATA:
+                        self._messages += 1
+                        if self._space_waiter is not None:
+                            self._release_space()
+                        return result
                 self._before_wait()
                 if (
                     self._direct
@@ -431,11 +441,13 @@ class ReceiveSide(ReceiveRole):
                         self._received(data)
                 else:
                     await self._wait_for_pump(wanted)
-                self._raise_if_unreadable()
+                if self._closed_here or self._eof_delivered:
+                    self._raise_if_unreadable()
         finally:
             self._reading = False
-            if self._open:
-                self._set_fast_reads(READS_PER_CHECKPOINT)
+            if self._open:  # _set_fast_reads(READS_PER_CHECKPOINT), inlined
+                self._messages += self._fast_budget - self._fast_reads
+                self._fast_budget = self._fast_reads = READS_PER_CHECKPOINT
 
     def _say_reset(self, exc: IncompleteReadError) -> None:
         """Make an incomplete message's error say that the peer reset."""
