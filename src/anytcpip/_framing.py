@@ -113,7 +113,7 @@ class FrameBuffer:
         self._chunks: list[bytes] = []
         self._chunked = 0
         # True once end of stream has been fed (read it; set only by feed).
-        self.eof = False
+        self.eof: bool = False
         # Bytes at the front of the buffer known to contain no complete
         # ``_scan_term`` (the search resumes from there).
         self._scanned = 0
