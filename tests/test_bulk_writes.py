@@ -1,11 +1,13 @@
 """Large writes to a peer that is not reading: backpressure, drain, cancellation.
 
 A large message is handed to the OS directly; on asyncio and uvloop what the
-kernel does not take at once stays in the transport's buffer, and the next
-write waits for it in its own task (see ``anytcpip._send``). On trio the
-rest is queued for the flusher. Either way, what a user sees must be the
-same: writes wait while the peer does not read, a cancelled write sends
-nothing, ``drain`` waits for everything, and nothing is lost or interleaved.
+kernel does not take at once stays in the transport's buffer, on trio it is
+queued, and the flusher task sends it or waits for it (see
+``anytcpip._send``). Either way, what a user sees must be the same: writes
+wait while the peer does not read, a cancelled write sends nothing,
+``drain`` waits for everything, nothing is lost or interleaved, and two
+peers that both write before they read do not wait for each other while
+the send buffer has room.
 """
 
 from __future__ import annotations
@@ -105,3 +107,27 @@ async def test_close_while_a_writer_waits() -> None:
                     await anyio.wait_all_tasks_blocked()
                     await client.close()
             assert not client.connected
+
+
+async def test_both_ends_write_a_large_message_then_a_small_one_then_read() -> None:
+    """Full duplex: neither end's second write waits for the other end to read.
+
+    Each large message is more than the kernel's buffers hold; the small one
+    after it still fits in the send buffer, so both ends reach their read.
+    """
+    size = 32 << 20
+    received: dict[str, int] = {}
+
+    async def side(conn: anytcpip.BaseClientOrServer, name: str) -> None:
+        await conn.write(b"x" * size)
+        await conn.write(b"end")
+        data = await conn.readexactly(size + 3)
+        assert data.endswith(b"xend")
+        received[name] = len(data)
+
+    async with connected_pair() as (server, client):
+        with anyio.fail_after(4 * TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(side, client, "client")
+                tg.start_soon(side, server, "server")
+    assert received == {"client": size + 3, "server": size + 3}

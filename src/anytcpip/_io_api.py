@@ -192,11 +192,9 @@ class ReadWriteMixin:
 
         Returns once the message is queued in the connection's bounded send
         buffer (64 KiB, like asyncio's ``StreamWriter.drain``), which a
-        background task hands to the OS, or, for a large message (16 KiB or
-        more) when nothing is queued, once it is handed to the OS directly.
-        While the buffer is full, or the OS has not yet taken all of such a
-        message, writes wait (backpressure). Use :meth:`drain` to wait until
-        everything queued has been handed to the OS.
+        background task hands to the OS; while the buffer is full, writes wait
+        (backpressure). Use :meth:`drain` to wait until everything queued has
+        been handed to the OS.
         """
         await self._require_channel().send(data)
 

@@ -31,16 +31,6 @@ cancelled; queued writes yield when the queue is full.
 The flusher task is started only when something is queued that could not be
 sent directly, so a connection that only reads, or whose messages all leave
 directly, costs no task for it.
-
-On asyncio and uvloop, a direct send that the kernel does not take whole
-leaves the rest in the transport's buffer (a *backlog*), which the event
-loop sends by itself. Nobody needs to wait for it until the next write,
-``drain`` or ``close``: the next write waits for it in its own task, before
-it queues or sends anything (so a cancelled write still sent nothing), like
-``StreamWriter.write`` + ``drain``; the flusher is woken only by ``drain``
-and ``close``. A bulk writer
-then costs one wake-up per message, where handing the wait to the flusher
-cost two (the flusher's, then the writer's).
 """
 
 from __future__ import annotations
@@ -175,10 +165,6 @@ class SendQueue:
         """
         if not self._open:
             raise self._down_error()
-        if self._backlog:
-            # A direct send left bytes in the transport: wait until it has
-            # sent them (backpressure), before queueing or sending anything.
-            await self._wait_for_backlog()
         if self._after_wait:
             # The first write since a reader waited: request/response, not
             # a burst, so batching gains nothing. (A read that waited was a
@@ -237,54 +223,9 @@ class SendQueue:
             self._queued = len(rest)
             self._wake_flusher()
         elif direct.backlog():
-            # Sent by the event loop; waited for by whoever needs it sent
-            # (the next large message, drain, close: see the module's doc).
             self._backlog = True
+            self._wake_flusher()
         return True
-
-    async def _wait_for_backlog(self) -> None:
-        """Wait until the transport has sent what a direct send left in it.
-
-        The writer waits for it itself (holding ``_sending``, so the flusher
-        and direct sends wait meanwhile), unless the flusher or another
-        writer already does: then it waits for them. Cancel-safe: the caller
-        has queued and sent nothing yet.
-
-        Raises
-        ------
-        ConnectionError
-            If the connection goes down meanwhile.
-        """
-        while self._backlog:
-            if self._sending:  # someone else waits for it: wait for them
-                waiter = self._writers_waiter
-                if waiter is None:
-                    waiter = self._writers_waiter = anyio.Event()
-                await waiter.wait()
-            else:
-                self._sending = True
-                try:
-                    # With nothing to add, send() waits for the buffer to drain.
-                    await self.stream.send(b"")
-                except (
-                    anyio.ClosedResourceError,
-                    anyio.BrokenResourceError,
-                    OSError,
-                ) as exc:
-                    cause = exc.__cause__ or exc
-                    self._on_lost(f"the connection was lost: {cause!r}")
-                    raise self._down_error() from exc
-                else:
-                    self._backlog = False
-                finally:
-                    self._sending = False
-                    self._wake_writers()
-                    if self._unflushed() or not self._open:
-                        self._wake_flusher()  # queued meanwhile, or must end
-                    elif self._flushed is not None:
-                        self._flushed.set()
-            if not self._open:
-                raise self._down_error()
 
     def flush_before_waiting(self) -> None:
         """Send the queue now: a reader is about to wait, maybe for a reply to it.
@@ -344,8 +285,8 @@ class SendQueue:
         flushed = self._flushed
         if flushed is None or flushed.is_set():
             flushed = self._flushed = anyio.Event()
-        # Someone must send it, or wait for the backlog (or give up on it).
-        self._wake_flusher()
+        if not self._flusher_started or self._flusher_done:
+            self._wake_flusher()  # someone must send it (or give up on it)
         return flushed
 
     def _wake_flusher(self) -> None:
@@ -403,11 +344,8 @@ class SendQueue:
         out = self._out
         try:
             while True:
-                # At the top of this loop, ``_sending`` means that a writer
-                # waits for the backlog (_wait_for_backlog): it wakes this
-                # task when done.
-                while self._sending or (not out and not self._backlog):
-                    if not self._open and not self._sending:
+                while not out and not self._backlog:
+                    if not self._open:
                         return
                     waiter = self._flush_waiter = anyio.Event()
                     await waiter.wait()
@@ -418,6 +356,7 @@ class SendQueue:
                 data = out[0] if len(out) == 1 else b"".join(out)
                 out.clear()
                 self._queued = 0
+                self._backlog = False
                 self._wake_writers()
                 self._sending = True
                 try:
@@ -426,11 +365,6 @@ class SendQueue:
                     await self.stream.send(cast(bytes, data))
                 finally:
                     self._sending = False
-                # send() returned once the transport's buffer drained: the
-                # backlog with it (writers wait for that).
-                if self._backlog:
-                    self._backlog = False
-                    self._wake_writers()
                 self.bytes_sent += len(data)
                 if not self._unflushed() and self._flushed is not None:
                     self._flushed.set()
