@@ -12,12 +12,14 @@ the send buffer has room.
 
 from __future__ import annotations
 
+import socket
+
 import anyio
 import pytest
 
 import anytcpip
 from anytcpip import Client, OneClientServer
-from helpers import TIMEOUT, connected_pair
+from helpers import TIMEOUT, connected_pair, reset_socket
 
 CHUNK = b"x" * (1 << 20)
 
@@ -131,3 +133,45 @@ async def test_both_ends_write_a_large_message_then_a_small_one_then_read() -> N
                 tg.start_soon(side, client, "client")
                 tg.start_soon(side, server, "server")
     assert received == {"client": size + 3, "server": size + 3}
+
+
+async def test_drain_raises_if_the_connection_is_lost_with_data_unsent() -> None:
+    """A peer that resets with data still queued: drain() says it was not sent."""
+    async with OneClientServer(port=0) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        try:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+            await fill(server)  # the raw peer reads nothing
+            with anyio.fail_after(TIMEOUT):
+                async with anyio.create_task_group() as tg:
+
+                    async def drainer() -> None:
+                        with pytest.raises(ConnectionError):
+                            await server.drain()
+
+                    tg.start_soon(drainer)
+                    await anyio.wait_all_tasks_blocked()
+                    reset_socket(sock)
+        finally:
+            sock.close()
+
+
+async def test_drain_raises_if_close_gives_up_on_data_unsent() -> None:
+    """This end closes while the peer reads nothing: what was queued is dropped
+    once close() stops waiting, and a drain() waiting for it says so."""
+    async with OneClientServer(port=0) as server:
+        async with Client("127.0.0.1", server.port) as client:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+            await fill(client)
+            with anyio.fail_after(TIMEOUT):
+                async with anyio.create_task_group() as tg:
+
+                    async def drainer() -> None:
+                        with pytest.raises(ConnectionError):
+                            await client.drain()
+
+                    tg.start_soon(drainer)
+                    await anyio.wait_all_tasks_blocked()
+                    await client.close()

@@ -112,6 +112,9 @@ class SendQueue:
         # A direct send left bytes in the transport's buffer: the flusher
         # waits for them to drain (so drain() and close() cover them).
         self._backlog = False
+        # Queued or buffered bytes were dropped, unsent, when the connection
+        # went down: drain() then raises instead of returning.
+        self._dropped = False
         self._direct_sends = DIRECT_SENDS_PER_CHECKPOINT
         # A reader waited for data since the last write: the next message is
         # probably a reply or a request the peer waits for, so it is sent
@@ -272,6 +275,8 @@ class SendQueue:
                 raise self._down_error()
             flushed = self._flushed_event()
             await flushed.wait()
+        if self._dropped:  # the connection went down with data unsent
+            raise self._down_error()
         await anyio.lowlevel.checkpoint()
 
     async def wait_flushed(self) -> None:
@@ -322,6 +327,8 @@ class SendQueue:
         """Nothing will send the queue any more: drop it and release waiters."""
         if self._open:
             return  # still open: a flusher will be started when attached
+        if self._out or self._backlog:
+            self._dropped = True
         self._out.clear()
         self._queued = 0
         self._backlog = False
@@ -342,6 +349,7 @@ class SendQueue:
     async def _flush(self) -> None:
         """Send queued messages until the connection is down and nothing is queued."""
         out = self._out
+        in_flight = False  # stream.send() has not returned yet
         try:
             while True:
                 while not out and not self._backlog:
@@ -358,13 +366,14 @@ class SendQueue:
                 self._queued = 0
                 self._backlog = False
                 self._wake_writers()
-                self._sending = True
+                self._sending = in_flight = True
                 try:
                     # A memoryview (the rest of a partial direct send) is
                     # fine: anyio's streams send any bytes-like object.
                     await self.stream.send(cast(bytes, data))
                 finally:
                     self._sending = False
+                in_flight = False
                 self.bytes_sent += len(data)
                 if not self._unflushed() and self._flushed is not None:
                     self._flushed.set()
@@ -373,6 +382,8 @@ class SendQueue:
             self._on_lost(f"the connection was lost: {cause!r}")
         finally:
             self._flusher_done = True
+            if out or self._backlog or in_flight:
+                self._dropped = True
             out.clear()
             self._queued = 0
             self._sending = False
