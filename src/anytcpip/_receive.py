@@ -364,9 +364,6 @@ class ReceiveSide(ReceiveRole):
         found nothing: when that one parsed, so did the fast path, and the
         first parse here is skipped.
         """
-        # The commonest path (command/reply: nothing buffered, the reader
-        # receives a reply) has its small calls inlined: _set_fast_reads,
-        # and _raise_if_unreadable behind the two flags it checks.
         if self._reading:
             raise anyio.BusyResourceError("reading from")
         self._reading = True
@@ -375,9 +372,7 @@ class ReceiveSide(ReceiveRole):
             # was skipped: READS_PER_CHECKPOINT fast reads in a row.
             tried = self._fast_reads > 0
             yield_first = not tried
-            # No fast reads while this one is in progress (_set_fast_reads(0)).
-            self._messages += self._fast_budget - self._fast_reads
-            self._fast_budget = self._fast_reads = 0
+            self._set_fast_reads(0)  # no fast reads while this one is in progress
         else:
             # Down: every read comes here (what is still buffered after the
             # peer's close is read out), so count them here instead.
@@ -385,8 +380,7 @@ class ReceiveSide(ReceiveRole):
             self._reads_after_end += 1
             yield_first = self._reads_after_end % READS_PER_CHECKPOINT == 0
         try:
-            if self._closed_here or self._eof_delivered:
-                self._raise_if_unreadable()
+            self._raise_if_unreadable()
             frames = self.frames
             if yield_first:
                 await anyio.lowlevel.checkpoint()
@@ -441,13 +435,11 @@ class ReceiveSide(ReceiveRole):
                         self._received(data)
                 else:
                     await self._wait_for_pump(wanted)
-                if self._closed_here or self._eof_delivered:
-                    self._raise_if_unreadable()
+                self._raise_if_unreadable()
         finally:
             self._reading = False
-            if self._open:  # _set_fast_reads(READS_PER_CHECKPOINT), inlined
-                self._messages += self._fast_budget - self._fast_reads
-                self._fast_budget = self._fast_reads = READS_PER_CHECKPOINT
+            if self._open:
+                self._set_fast_reads(READS_PER_CHECKPOINT)
 
     def _say_reset(self, exc: IncompleteReadError) -> None:
         """Make an incomplete message's error say that the peer reset."""
