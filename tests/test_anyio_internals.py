@@ -22,8 +22,8 @@ import anyio.streams.stapled
 import pytest
 
 from anytcpip import Client, OneClientServer
+from anytcpip._asyncio_receive import QUIET_RECEIVES, direct_receiver
 from anytcpip._channel import Channel
-from anytcpip._direct_receive import QUIET_RECEIVES, direct_receiver
 from anytcpip._direct_send import direct_sender
 from anytcpip._receive import receives_losslessly
 from anytcpip._socket_options import raw_socket
@@ -220,8 +220,17 @@ async def test_a_stream_is_received_in_chunks_the_kernel_gathered() -> None:
                 await exchange(b"command")
             assert transport.is_reading()
             # A chunk arrives while nobody receives: it pauses the transport.
+            protocol = accepted._protocol  # type: ignore[attr-defined]
+            arrived = anyio.Event()
+
+            def data_received(data: bytes) -> None:
+                receiver.data_received(data)
+                arrived.set()
+
+            protocol.data_received = data_received
+            transport.set_protocol(protocol)  # uvloop caches data_received
             await connected.send(b"one")
-            await accepted._protocol.read_event.wait()  # type: ignore[attr-defined]
+            await arrived.wait()
             assert not transport.is_reading()
             assert await receiver.receive(65536) == b"one"
             # Now a stream: a waiting receive's chunk pauses it too, so the
@@ -248,6 +257,65 @@ async def test_a_cancelled_direct_receive_loses_nothing() -> None:
         await accepted.aclose()
         with pytest.raises(anyio.ClosedResourceError):
             await receiver.receive(65536)
+
+
+async def test_a_receive_cancelled_as_its_chunk_arrives_loses_nothing() -> None:
+    """The chunk completes the waiting receive's future, then it is cancelled.
+
+    anyio's cancel scopes wait for such a task to run first; an asyncio
+    ``Task.cancel()`` (``asyncio.wait_for``, the compatibility layer) does
+    not: the task resumes with the cancellation instead of the wake-up, and
+    the chunk must still be there for the next receive.
+    """
+    if not on_asyncio():
+        pytest.skip("asyncio and uvloop only")
+    import asyncio
+
+    async with raw_pair() as (accepted, _):
+        receiver = direct_receiver(accepted)
+        assert receiver is not None
+        task = asyncio.get_running_loop().create_task(receiver.receive(65536))
+        with anyio.fail_after(TIMEOUT):
+            await anyio.wait_all_tasks_blocked()
+            # What the protocol does when a chunk arrives, and a cancel
+            # before the receiving task runs again.
+            receiver.data_received(b"raced")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await receiver.receive(65536) == b"raced"
+
+
+async def test_a_waiting_direct_receive_ends_when_the_stream_does() -> None:
+    """End of stream, and this end closing, wake a receive that waits."""
+    if not on_asyncio():
+        pytest.skip("asyncio and uvloop only")
+    async with raw_pair() as (accepted, connected):
+        receiver = direct_receiver(accepted)
+        assert receiver is not None
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+
+                async def close_peer() -> None:
+                    await anyio.wait_all_tasks_blocked()
+                    await connected.aclose()
+
+                tg.start_soon(close_peer)
+                with pytest.raises(anyio.EndOfStream):
+                    await receiver.receive(65536)
+    async with raw_pair() as (accepted, connected):
+        receiver = direct_receiver(accepted)
+        assert receiver is not None
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+
+                async def close_here() -> None:
+                    await anyio.wait_all_tasks_blocked()
+                    await accepted.aclose()
+
+                tg.start_soon(close_here)
+                with pytest.raises(anyio.ClosedResourceError):
+                    await receiver.receive(65536)
 
 
 @pytest.mark.xfail(

@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "_tcp_info",
             "_workarounds",
             "_direct_send",
-            "_direct_receive",
+            "_asyncio_receive",
             "_asyncio_task",
             "_tcp_connect",
             "_socket_options",

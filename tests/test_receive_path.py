@@ -27,9 +27,9 @@ import pytest
 import anytcpip
 import anytcpip._receive_role as receive_module
 from anytcpip import Client, OneClientServer
+from anytcpip._asyncio_receive import READ_AHEAD
 from anytcpip._channel import Channel
 from anytcpip._constants import RECEIVE_CHUNK_SIZE
-from anytcpip._direct_receive import READ_AHEAD
 from anytcpip._receive import HIGH_WATER_MARK, READS_PER_CHECKPOINT
 from helpers import (
     TIMEOUT,

@@ -54,8 +54,8 @@ from collections.abc import Awaitable, Callable
 import anyio
 import anyio.abc
 
+from ._asyncio_receive import DirectReceiver, direct_receiver
 from ._constants import RECEIVE_CHUNK_SIZE
-from ._direct_receive import DirectReceiver, direct_receiver
 from ._framing import FrameBuffer
 from ._tcp_info import HangupWatch, hangup_watch, kernel_idle_time, peer_reset
 from ._workarounds import bound_read_queue

@@ -26,7 +26,7 @@ losing the memory bound.
    makes the protocol pause reading as soon as a chunk arrives, so anyio's
    queue holds at most one chunk (256 KiB) on every loop. It costs nothing
    extra: anyio pauses after every waiting receive anyway. (The direct
-   receiver of ``_direct_receive`` lets a chunk that a waiting receive is
+   receiver of ``_asyncio_receive`` lets a chunk that a waiting receive is
    about to take through without pausing; the bound is the same.)
 """
 
@@ -58,7 +58,7 @@ def bound_read_queue(
     """Make anyio's asyncio protocol pause reading after each chunk (see above).
 
     With ``keep_reading``, a chunk for which it returns True does not pause
-    the transport: the direct receiver of ``_direct_receive`` says so for
+    the transport: the direct receiver of ``_asyncio_receive`` says so for
     the one chunk a waiting receive is about to take, and resumes reading
     itself. Also pauses a transport that is reading (an accepted one).
     Returns True if the hook is in place (now or before; the first call's
