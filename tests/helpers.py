@@ -180,9 +180,11 @@ class CountingStream(anyio.abc.ByteStream):
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self._stream = stream
         self.received = 0
+        self.asked: list[int] = []  # max_bytes of each receive call
         self._changed: anyio.Event | None = None
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
+        self.asked.append(max_bytes)
         data = await self._stream.receive(max_bytes)
         self.received += len(data)
         if self._changed is not None:

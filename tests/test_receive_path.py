@@ -31,6 +31,7 @@ from anytcpip._asyncio_receive import READ_AHEAD
 from anytcpip._channel import Channel
 from anytcpip._constants import RECEIVE_CHUNK_SIZE
 from anytcpip._receive import HIGH_WATER_MARK, READS_PER_CHECKPOINT
+from anytcpip._receive_role import SMALL_RECEIVE_SIZE
 from helpers import (
     TIMEOUT,
     CallbackRecorder,
@@ -38,6 +39,7 @@ from helpers import (
     Header,
     MemoryConnection,
     connected_pair,
+    counted_memory_pair,
     reset_socket,
 )
 
@@ -131,6 +133,33 @@ async def test_reads_that_keep_coming_receive_themselves() -> None:
             # At most the first message of each end went through its pump.
             assert channel_of(server).receiver.pump_receives <= 1
             assert channel_of(client).receiver.pump_receives <= 1
+
+
+async def test_receives_ask_for_64_kib_until_a_chunk_fills_that() -> None:
+    """Small receives in command/reply traffic, large ones in a stream.
+
+    A receive on trio allocates what it asks for: 256 KiB each time cost
+    three memory system calls per message (see SMALL_RECEIVE_SIZE).
+    """
+    async with counted_memory_pair() as (server, client, counter, _):
+        with anyio.fail_after(TIMEOUT):
+            for i in range(3):
+                await client.write_str(f"command {i}")
+                assert await server.read_str() == f"command {i}"
+            assert set(counter.asked) == {SMALL_RECEIVE_SIZE}
+            # A stream: a chunk of 64 KiB or more, then 256 KiB receives.
+            stream = b"x" * (4 * RECEIVE_CHUNK_SIZE)
+            await client.write(stream)
+            assert await server.readexactly(len(stream)) == stream
+            asked = counter.asked[3:]
+            assert asked[0] == SMALL_RECEIVE_SIZE
+            assert set(asked[1:]) == {RECEIVE_CHUNK_SIZE}
+            # Back to small messages: back to small receives.
+            await client.write_str("command")
+            assert await server.read_str() == "command"
+            await client.write_str("command")
+            assert await server.read_str() == "command"
+            assert counter.asked[-1] == SMALL_RECEIVE_SIZE
 
 
 async def test_pump_takes_the_role_back_after_the_linger() -> None:

@@ -422,7 +422,7 @@ class ReceiveSide(ReceiveRole):
                     data = await self._receive_as_reader(
                         min(bulk, BULK_RECEIVE_SIZE)
                         if bulk > RECEIVE_CHUNK_SIZE
-                        else RECEIVE_CHUNK_SIZE
+                        else self._receive_size
                     )
                     if bulk and 0 < len(data) <= bulk and not len(frames):
                         if not frames.eof:  # else: arrived after the end
