@@ -367,20 +367,22 @@ class ReceiveSide(ReceiveRole):
         if self._reading:
             raise anyio.BusyResourceError("reading from")
         self._reading = True
-        if self._open:
-            # The fast path parsed just now and found nothing, unless it
-            # was skipped: READS_PER_CHECKPOINT fast reads in a row.
-            tried = self._fast_reads > 0
-            yield_first = not tried
-            self._set_fast_reads(0)  # no fast reads while this one is in progress
-        else:
-            # Down: every read comes here (what is still buffered after the
-            # peer's close is read out), so count them here instead.
-            tried = False
-            self._reads_after_end += 1
-            yield_first = self._reads_after_end % READS_PER_CHECKPOINT == 0
         try:
-            self._raise_if_unreadable()
+            # While the connection is open, nothing is unreadable: this end
+            # closing, and the end of stream, shut it (synchronously).
+            if self._open:
+                # The fast path parsed just now and found nothing, unless it
+                # was skipped: READS_PER_CHECKPOINT fast reads in a row.
+                tried = self._fast_reads > 0
+                yield_first = not tried
+                self._set_fast_reads(0)  # no fast reads while this one runs
+            else:
+                # Down: every read comes here (what is still buffered after
+                # the peer's close is read out), so count them here instead.
+                tried = False
+                self._reads_after_end += 1
+                yield_first = self._reads_after_end % READS_PER_CHECKPOINT == 0
+                self._raise_if_unreadable()
             frames = self.frames
             if yield_first:
                 await anyio.lowlevel.checkpoint()
@@ -435,7 +437,8 @@ class ReceiveSide(ReceiveRole):
                         self._received(data)
                 else:
                     await self._wait_for_pump(wanted)
-                self._raise_if_unreadable()
+                if not self._open:  # it went down meanwhile
+                    self._raise_if_unreadable()
         finally:
             self._reading = False
             if self._open:
