@@ -120,6 +120,26 @@ def test_options_are_validated_once_and_frozen() -> None:
     assert ConnectionOptions.create(frame_prefix=1).max_frame_size == 255
 
 
+def test_default_options_are_made_once_and_equal_checked_ones() -> None:
+    """No keyword: one shared instance, equal to what the checks build."""
+    default = ConnectionOptions.create()
+    assert ConnectionOptions.create() is default
+    assert Client("127.0.0.1", 1)._options is default
+    # Equal values that are not the default objects themselves go through
+    # every check, and build equal options.
+    checked = ConnectionOptions.create(
+        encoding="".join(["utf", "-8"]),
+        terminator=bytes(bytearray(b"\r\n")),
+        frame_byteorder="".join(["b", "ig"]),  # type: ignore[arg-type]
+        max_line_length=int("65536"),
+    )
+    assert checked is not default
+    assert checked == default
+    # A value equal to a default but of the wrong type is still refused.
+    with pytest.raises(ValueError, match="max_line_length"):
+        ConnectionOptions.create(max_line_length=65536.0)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("keyword", "value", "message"),
     [

@@ -20,7 +20,7 @@ from __future__ import annotations
 import codecs
 import inspect
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from ._constants import (
     DEFAULT_ENCODING,
@@ -97,6 +97,10 @@ def _check_terminator(name: str, value: bytes) -> bytes:
     return value
 
 
+_DEFAULT_PREFIX: Final = 4
+_DEFAULT_BYTEORDER: Final = "big"
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionOptions:
     """The validated options of one connection (internal).
@@ -148,8 +152,8 @@ class ConnectionOptions:
         terminator: bytes = DEFAULT_TERMINATOR,
         read_terminator: bytes | None = None,
         write_terminator: bytes | None = None,
-        frame_prefix: Literal[1, 2, 4] = 4,
-        frame_byteorder: Literal["big", "little"] = "big",
+        frame_prefix: Literal[1, 2, 4] = _DEFAULT_PREFIX,
+        frame_byteorder: Literal["big", "little"] = _DEFAULT_BYTEORDER,
         max_frame_size: int | None = None,
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         heartbeat_interval: float | None = None,
@@ -168,6 +172,23 @@ class ConnectionOptions:
             If a terminator is not non-empty bytes, ``encoding`` is unknown,
             or a number is out of range.
         """
+        if (
+            encoding is DEFAULT_ENCODING
+            and terminator is DEFAULT_TERMINATOR
+            and read_terminator is None
+            and write_terminator is None
+            and frame_prefix is _DEFAULT_PREFIX
+            and frame_byteorder is _DEFAULT_BYTEORDER
+            and max_frame_size is None
+            and max_line_length is DEFAULT_MAX_LINE_LENGTH
+            and heartbeat_interval is None
+            and heartbeat_timeout is None
+            and keepalive is True
+        ):
+            # Every keyword is the default object itself (not just an equal
+            # value): the checks below would pass, and the options are
+            # immutable, so every such connection shares one instance.
+            return _DEFAULT_OPTIONS
         _check_terminator("terminator", terminator)
         if read_terminator is not None:
             _check_terminator("read_terminator", read_terminator)
@@ -222,3 +243,7 @@ class ConnectionOptions:
             self.heartbeat_interval is not None or self.heartbeat_timeout is not None
         )
         return HEARTBEAT if heartbeats else None
+
+
+_DEFAULT_OPTIONS = ConnectionOptions()
+"""What :meth:`ConnectionOptions.create` returns when given no keyword."""
