@@ -286,6 +286,19 @@ async def test_a_receive_cancelled_as_its_chunk_arrives_loses_nothing() -> None:
             assert await receiver.receive(65536) == b"raced"
 
 
+async def test_direct_receives_hand_out_bytes() -> None:
+    """A loop that passes a bytearray (Windows' proactor) still yields bytes."""
+    if not on_asyncio():
+        pytest.skip("asyncio and uvloop only")
+    async with raw_pair() as (accepted, _):
+        receiver = direct_receiver(accepted)
+        assert receiver is not None
+        receiver.data_received(bytearray(b"from a proactor"))
+        with anyio.fail_after(TIMEOUT):
+            chunk = await receiver.receive(65536)
+        assert type(chunk) is bytes and chunk == b"from a proactor"
+
+
 async def test_a_waiting_direct_receive_ends_when_the_stream_does() -> None:
     """End of stream, and this end closing, wake a receive that waits."""
     if not on_asyncio():

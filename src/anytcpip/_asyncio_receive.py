@@ -145,10 +145,11 @@ class DirectReceiver:
         # The last receive was a bulk read: the transport may read ahead.
         self._bulk = False
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | bytearray) -> None:
         """Queue a chunk; wake a waiting receive, or pause (the protocol's hook)."""
         queue = self._queue
-        queue.append(data)
+        # Proactor loops pass a bytearray (anyio's protocol converted it too).
+        queue.append(data if type(data) is bytes else bytes(data))
         waiter = self._waiter
         if waiter is not None:  # the waiting receive takes it
             self._waiter = None
