@@ -299,35 +299,28 @@ async def test_direct_receives_hand_out_bytes() -> None:
         assert type(chunk) is bytes and chunk == b"from a proactor"
 
 
-async def test_a_waiting_direct_receive_ends_when_the_stream_does() -> None:
+@pytest.mark.parametrize(
+    ("closer", "error"),
+    [("peer", anyio.EndOfStream), ("this end", anyio.ClosedResourceError)],
+)
+async def test_a_waiting_direct_receive_ends_when_the_stream_does(
+    closer: str, error: type[Exception]
+) -> None:
     """End of stream, and this end closing, wake a receive that waits."""
     if not on_asyncio():
         pytest.skip("asyncio and uvloop only")
     async with raw_pair() as (accepted, connected):
         receiver = direct_receiver(accepted)
         assert receiver is not None
+
+        async def close() -> None:
+            await anyio.wait_all_tasks_blocked()
+            await (connected if closer == "peer" else accepted).aclose()
+
         with anyio.fail_after(TIMEOUT):
             async with anyio.create_task_group() as tg:
-
-                async def close_peer() -> None:
-                    await anyio.wait_all_tasks_blocked()
-                    await connected.aclose()
-
-                tg.start_soon(close_peer)
-                with pytest.raises(anyio.EndOfStream):
-                    await receiver.receive(65536)
-    async with raw_pair() as (accepted, connected):
-        receiver = direct_receiver(accepted)
-        assert receiver is not None
-        with anyio.fail_after(TIMEOUT):
-            async with anyio.create_task_group() as tg:
-
-                async def close_here() -> None:
-                    await anyio.wait_all_tasks_blocked()
-                    await accepted.aclose()
-
-                tg.start_soon(close_here)
-                with pytest.raises(anyio.ClosedResourceError):
+                tg.start_soon(close)
+                with pytest.raises(error):
                     await receiver.receive(65536)
 
 
