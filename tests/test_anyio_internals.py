@@ -286,6 +286,64 @@ async def test_a_receive_cancelled_as_its_chunk_arrives_loses_nothing() -> None:
             assert await receiver.receive(65536) == b"raced"
 
 
+async def test_a_chunk_for_a_cancelled_receive_pauses_the_transport() -> None:
+    """Nobody takes it: the transport pauses, so at most that chunk is queued."""
+    if not on_asyncio():
+        pytest.skip("asyncio and uvloop only")
+    import asyncio
+
+    async with raw_pair() as (accepted, connected):
+        receiver = direct_receiver(accepted)
+        assert receiver is not None
+        transport = accepted._transport  # type: ignore[attr-defined]
+        with anyio.fail_after(TIMEOUT):
+            for i in range(QUIET_RECEIVES + 1):  # command/reply: it reads on
+                await connected.send(b"reply %d" % i)
+                assert await receiver.receive(65536) == b"reply %d" % i
+            task = asyncio.get_running_loop().create_task(receiver.receive(65536))
+            await anyio.wait_all_tasks_blocked()
+            task.cancel()  # the receive's future is cancelled; it has not run
+            receiver.data_received(b"for nobody")  # arrives in between
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not transport.is_reading()
+            assert await receiver.receive(65536) == b"for nobody"
+
+
+async def test_a_direct_receive_at_the_end_is_a_checkpoint() -> None:
+    """As anyio's: a cancelled caller is cancelled, not told EndOfStream."""
+    if not on_asyncio():
+        pytest.skip("asyncio and uvloop only")
+    async with raw_pair() as (accepted, connected):
+        receiver = direct_receiver(accepted)
+        assert receiver is not None
+        await connected.aclose()
+        with anyio.fail_after(TIMEOUT), pytest.raises(anyio.EndOfStream):
+            await receiver.receive(65536)
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await receiver.receive(65536)
+        assert scope.cancelled_caught
+        with pytest.raises(anyio.EndOfStream):
+            await receiver.receive(65536)
+
+
+async def test_a_second_direct_receiver_takes_over_the_stream() -> None:
+    """A new receive side for the same stream receives (it used to hang)."""
+    if not on_asyncio():
+        pytest.skip("asyncio and uvloop only")
+    async with raw_pair() as (accepted, connected):
+        assert direct_receiver(accepted) is not None
+        receiver = direct_receiver(accepted)
+        assert receiver is not None
+        with anyio.fail_after(TIMEOUT):
+            await connected.send(b"to the second")
+            assert await receiver.receive(65536) == b"to the second"
+            await connected.aclose()
+            with pytest.raises(anyio.EndOfStream):
+                await receiver.receive(65536)
+
+
 async def test_direct_receives_hand_out_bytes() -> None:
     """A loop that passes a bytearray (Windows' proactor) still yields bytes."""
     if not on_asyncio():

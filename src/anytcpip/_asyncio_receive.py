@@ -41,7 +41,7 @@ policy:
   which its ``set`` walks;
 - end of stream, a broken connection and a closed stream raise what anyio
   raises (``EndOfStream``, ``BrokenResourceError`` from the cause,
-  ``ClosedResourceError``);
+  ``ClosedResourceError``), after a checkpoint, as anyio's does;
 - cancellation is safe: a chunk is taken off the queue only after the wait,
   with nothing awaited in between, so a cancelled receive loses nothing.
 
@@ -53,10 +53,10 @@ time: only for anyio's asyncio socket streams. It reaches anyio's private
 ``_transport``, ``_protocol`` and ``_closed`` by duck typing, as
 ``_direct_send`` does, and takes over the protocol's ``data_received``
 (anyio's ``receive`` is not used on the stream again); any missing piece,
-or a protocol hooked already, and it returns None,
-and the generic ``stream.receive`` is used. ``tests/test_anyio_internals.py``
-checks that it is active on asyncio and uvloop, so a change in anyio fails
-CI instead of silently costing the speed. trio has no transport whose
+and it returns None, and the generic ``stream.receive`` is used.
+``tests/test_anyio_internals.py`` checks that it is active on asyncio and
+uvloop, so a change in anyio fails CI instead of silently costing the
+speed. trio has no transport whose
 reading is paused and resumed (its ``receive`` tries ``recv`` and waits only
 when nothing is there), so trio, like TLS, in-memory streams and wrappers,
 gets None and keeps the generic path.
@@ -151,10 +151,11 @@ class DirectReceiver:
         # Proactor loops pass a bytearray (anyio's protocol converted it too).
         queue.append(data if type(data) is bytes else bytes(data))
         waiter = self._waiter
-        if waiter is not None:  # the waiting receive takes it
+        if waiter is not None and not waiter.done():
+            # The waiting receive takes it. (A cancelled one takes nothing:
+            # the chunk stays queued for the next receive, as below.)
             self._waiter = None
-            if not waiter.done():  # else cancelled: the chunk stays queued
-                waiter.set_result(None)
+            waiter.set_result(None)
             if self._keep or (self._bulk and self.read_on):
                 return
         else:
@@ -194,6 +195,11 @@ class DirectReceiver:
                     await waiter
                 finally:
                     self._waiter = None
+            else:
+                # Ended: a checkpoint all the same (as anyio's receive), which
+                # also lets a connection_lost the loop has scheduled (a reset
+                # found by a write) record its cause before this raises.
+                await anyio.lowlevel.checkpoint()
         else:
             await anyio.lowlevel.checkpoint()
         # Nothing is awaited from here on: a cancelled receive took nothing.
@@ -236,8 +242,6 @@ def direct_receiver(stream: anyio.abc.ByteStream) -> DirectReceiver | None:
         return None
     if not all(callable(getattr(transport, name, None)) for name in _TRANSPORT_NAMES):
         return None
-    if getattr(protocol, "_anytcpip_bounded", False):
-        return None  # hooked already (by bound_read_queue, or another receiver)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # pragma: no cover - called outside the event loop
@@ -254,9 +258,16 @@ def _install(protocol: Any, transport: Any, receiver: DirectReceiver) -> None:
     The receiver takes the chunks (anyio's ``read_event`` is left alone: its
     ``receive`` is not called on this stream again) and is woken at end of
     stream and when the connection is lost, after anyio's protocol noted why.
+    A receiver installed later on the same stream (a new receive side for
+    it) takes over from the one before, wrapping anyio's own callbacks, as
+    does one installed after ``bound_read_queue``, which wrapped only
+    ``data_received``.
     """
-    eof_received = protocol.eof_received
-    connection_lost = protocol.connection_lost
+    originals = getattr(protocol, "_anytcpip_originals", None)
+    if originals is None:
+        originals = (protocol.eof_received, protocol.connection_lost)
+        protocol._anytcpip_originals = originals
+    eof_received, connection_lost = originals
 
     def on_eof() -> bool | None:
         keep_open: bool | None = eof_received()

@@ -435,15 +435,18 @@ class ReceiveRole:
         self._before_receive()
         try:
             if self._receiver is None:
-                # trio: pass through the scheduler before receiving, as
-                # trio's own send does after sending (the direct send does
-                # not). Receiving at once, right after a request was sent,
-                # made a command/reply round trip take 1.4 times as long
-                # (benchmark C, both ends anytcpip on trio, 7 paired runs:
-                # 234-266 against 162 µs; plain anyio 207-226 µs). asyncio
-                # receives only once the loop saw the socket readable, and
-                # gains nothing from it.
+                # trio (or an asyncio stream the direct receiver declined):
+                # pass through the scheduler before receiving, as trio's own
+                # send does after sending (the direct send does not).
+                # Receiving at once, right after a request was sent, made a
+                # command/reply round trip take 1.4 times as long (benchmark
+                # C, both ends anytcpip on trio, 7 paired runs: 234-266
+                # against 162 µs; plain anyio 207-226 µs). The direct
+                # receiver of asyncio and uvloop receives only once the loop
+                # saw the socket readable, and gained nothing from it.
                 await anyio.lowlevel.checkpoint()
+                if not self._open:  # closed meanwhile: receive no more
+                    return b""
             data = await self._receive(max_bytes)
         except _RECEIVE_ERRORS as exc:
             self._lost(exc)

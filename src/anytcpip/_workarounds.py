@@ -26,13 +26,12 @@ losing the memory bound.
    makes the protocol pause reading as soon as a chunk arrives, so anyio's
    queue holds at most one chunk (256 KiB) on every loop. It costs nothing
    extra: anyio pauses after every waiting receive anyway. (The direct
-   receiver of ``_asyncio_receive`` lets a chunk that a waiting receive is
-   about to take through without pausing; the bound is the same.)
+   receiver of ``_asyncio_receive``, which replaces anyio's receive on
+   asyncio and uvloop, keeps the same bound with its own hook.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 __all__ = ["bound_read_queue", "pause_reading_after_accept"]
@@ -52,18 +51,12 @@ def pause_reading_after_accept(stream: Any) -> None:
         pause()
 
 
-def bound_read_queue(
-    stream: Any, *, keep_reading: Callable[[], bool] | None = None
-) -> bool:
+def bound_read_queue(stream: Any) -> bool:
     """Make anyio's asyncio protocol pause reading after each chunk (see above).
 
-    With ``keep_reading``, a chunk for which it returns True does not pause
-    the transport: the direct receiver of ``_asyncio_receive`` says so for
-    the one chunk a waiting receive is about to take, and resumes reading
-    itself. Also pauses a transport that is reading (an accepted one).
-    Returns True if the hook is in place (now or before; the first call's
-    ``keep_reading`` stays), False if the stream has no such transport
-    (trio, in-memory streams, or a changed anyio).
+    Also pauses a transport that is reading (an accepted one). Returns True
+    if the hook is in place (now or before), False if the stream has no
+    such transport (trio, in-memory streams, or a changed anyio).
     """
     inner = getattr(stream, "transport_stream", stream)
     transport = getattr(inner, "_transport", None)
@@ -78,18 +71,9 @@ def bound_read_queue(
     if data_received is None or pause is None or set_protocol is None:
         return False
 
-    if keep_reading is None:
-
-        def bounded_data_received(data: bytes) -> None:
-            data_received(data)
-            pause()
-
-    else:
-
-        def bounded_data_received(data: bytes) -> None:
-            data_received(data)
-            if not keep_reading():
-                pause()
+    def bounded_data_received(data: bytes) -> None:
+        data_received(data)
+        pause()
 
     protocol.data_received = bounded_data_received
     protocol._anytcpip_bounded = True
