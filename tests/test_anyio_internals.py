@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -22,7 +23,7 @@ import anyio.streams.stapled
 import pytest
 
 from anytcpip import Client, OneClientServer
-from anytcpip._asyncio_receive import QUIET_RECEIVES, direct_receiver
+from anytcpip._asyncio_receive import QUIET_RECEIVES, DirectReceiver, direct_receiver
 from anytcpip._channel import Channel
 from anytcpip._direct_send import direct_sender
 from anytcpip._receive import receives_losslessly
@@ -51,6 +52,26 @@ async def raw_pair() -> AsyncIterator[tuple[anyio.abc.SocketStream, Any]]:
                 accepted = await inner.accept()  # type: ignore[attr-defined]
             async with accepted:
                 yield accepted, connected
+
+
+@dataclass
+class Direct:
+    """A connected pair, the accepted end received from by a direct receiver."""
+
+    receiver: DirectReceiver
+    accepted: anyio.abc.SocketStream
+    connected: Any
+
+
+@pytest.fixture
+async def direct() -> AsyncIterator[Direct]:
+    """asyncio and uvloop only (trio has no direct receiver): skips on trio."""
+    if not on_asyncio():
+        pytest.skip("asyncio and uvloop only")
+    async with raw_pair() as (accepted, connected):
+        receiver = direct_receiver(accepted)
+        assert receiver is not None
+        yield Direct(receiver, accepted, connected)
 
 
 def channel_of(end: Any) -> Channel:
@@ -195,71 +216,67 @@ async def test_a_command_reply_exchange_never_pauses_the_transport() -> None:
                         assert transport.is_reading(), f"paused after reply {i}"
 
 
-async def test_a_stream_is_received_in_chunks_the_kernel_gathered() -> None:
+async def test_a_stream_is_received_in_chunks_the_kernel_gathered(
+    direct: Direct,
+) -> None:
     """In a stream, a chunk arriving while the reader is busy pauses reading."""
-    if not on_asyncio():
-        pytest.skip("asyncio and uvloop only")
-    async with raw_pair() as (accepted, connected):
-        receiver = direct_receiver(accepted)
-        assert receiver is not None
-        transport = accepted._transport  # type: ignore[attr-defined]
+    receiver, accepted, connected = direct.receiver, direct.accepted, direct.connected
+    transport = accepted._transport  # type: ignore[attr-defined]
 
-        async def exchange(data: bytes) -> None:
-            """Receive ``data``, sent once the receive waits (as a reply is)."""
+    async def exchange(data: bytes) -> None:
+        """Receive ``data``, sent once the receive waits (as a reply is)."""
 
-            async def send() -> None:
-                await anyio.wait_all_tasks_blocked()
-                await connected.send(data)
+        async def send() -> None:
+            await anyio.wait_all_tasks_blocked()
+            await connected.send(data)
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(send)
-                assert await receiver.receive(65536) == data
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send)
+            assert await receiver.receive(65536) == data
 
-        with anyio.fail_after(TIMEOUT):
-            for _ in range(QUIET_RECEIVES + 1):  # command/reply so far
-                await exchange(b"command")
-            assert transport.is_reading()
-            # A chunk arrives while nobody receives: it pauses the transport.
-            protocol = accepted._protocol  # type: ignore[attr-defined]
-            arrived = anyio.Event()
+    with anyio.fail_after(TIMEOUT):
+        for _ in range(QUIET_RECEIVES + 1):  # command/reply so far
+            await exchange(b"command")
+        assert transport.is_reading()
+        # A chunk arrives while nobody receives: it pauses the transport.
+        protocol = accepted._protocol  # type: ignore[attr-defined]
+        arrived = anyio.Event()
 
-            def data_received(data: bytes) -> None:
-                receiver.data_received(data)
-                arrived.set()
+        def data_received(data: bytes) -> None:
+            receiver.data_received(data)
+            arrived.set()
 
-            protocol.data_received = data_received
-            transport.set_protocol(protocol)  # uvloop caches data_received
-            await connected.send(b"one")
-            await arrived.wait()
-            assert not transport.is_reading()
-            assert await receiver.receive(65536) == b"one"
-            # Now a stream: a waiting receive's chunk pauses it too, so the
-            # kernel gathers what follows into one chunk.
-            await exchange(b"two")
-            assert not transport.is_reading()
+        protocol.data_received = data_received
+        transport.set_protocol(protocol)  # uvloop caches data_received
+        await connected.send(b"one")
+        await arrived.wait()
+        assert not transport.is_reading()
+        assert await receiver.receive(65536) == b"one"
+        # Now a stream: a waiting receive's chunk pauses it too, so the
+        # kernel gathers what follows into one chunk.
+        await exchange(b"two")
+        assert not transport.is_reading()
 
 
-async def test_a_cancelled_direct_receive_loses_nothing() -> None:
-    if not on_asyncio():
-        pytest.skip("asyncio and uvloop only")
-    async with raw_pair() as (accepted, connected):
-        receiver = direct_receiver(accepted)
-        assert receiver is not None
-        with anyio.move_on_after(0.05) as scope:
-            await receiver.receive(65536)
-        assert scope.cancelled_caught
-        await connected.send(b"after the cancelled receive")
-        with anyio.fail_after(TIMEOUT):
-            assert await receiver.receive(65536) == b"after the cancelled receive"
-        await connected.aclose()
-        with anyio.fail_after(TIMEOUT), pytest.raises(anyio.EndOfStream):
-            await receiver.receive(65536)
-        await accepted.aclose()
-        with pytest.raises(anyio.ClosedResourceError):
-            await receiver.receive(65536)
+async def test_a_cancelled_direct_receive_loses_nothing(direct: Direct) -> None:
+    receiver, accepted, connected = direct.receiver, direct.accepted, direct.connected
+    with anyio.move_on_after(0.05) as scope:
+        await receiver.receive(65536)
+    assert scope.cancelled_caught
+    await connected.send(b"after the cancelled receive")
+    with anyio.fail_after(TIMEOUT):
+        assert await receiver.receive(65536) == b"after the cancelled receive"
+    await connected.aclose()
+    with anyio.fail_after(TIMEOUT), pytest.raises(anyio.EndOfStream):
+        await receiver.receive(65536)
+    await accepted.aclose()
+    with pytest.raises(anyio.ClosedResourceError):
+        await receiver.receive(65536)
 
 
-async def test_a_receive_cancelled_as_its_chunk_arrives_loses_nothing() -> None:
+async def test_a_receive_cancelled_as_its_chunk_arrives_loses_nothing(
+    direct: Direct,
+) -> None:
     """The chunk completes the waiting receive's future, then it is cancelled.
 
     anyio's cancel scopes wait for such a task to run first; an asyncio
@@ -267,65 +284,55 @@ async def test_a_receive_cancelled_as_its_chunk_arrives_loses_nothing() -> None:
     not: the task resumes with the cancellation instead of the wake-up, and
     the chunk must still be there for the next receive.
     """
-    if not on_asyncio():
-        pytest.skip("asyncio and uvloop only")
     import asyncio
 
-    async with raw_pair() as (accepted, _):
-        receiver = direct_receiver(accepted)
-        assert receiver is not None
-        task = asyncio.get_running_loop().create_task(receiver.receive(65536))
-        with anyio.fail_after(TIMEOUT):
-            await anyio.wait_all_tasks_blocked()
-            # What the protocol does when a chunk arrives, and a cancel
-            # before the receiving task runs again.
-            receiver.data_received(b"raced")
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert await receiver.receive(65536) == b"raced"
+    receiver = direct.receiver
+    task = asyncio.get_running_loop().create_task(receiver.receive(65536))
+    with anyio.fail_after(TIMEOUT):
+        await anyio.wait_all_tasks_blocked()
+        # What the protocol does when a chunk arrives, and a cancel
+        # before the receiving task runs again.
+        receiver.data_received(b"raced")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await receiver.receive(65536) == b"raced"
 
 
-async def test_a_chunk_for_a_cancelled_receive_pauses_the_transport() -> None:
+async def test_a_chunk_for_a_cancelled_receive_pauses_the_transport(
+    direct: Direct,
+) -> None:
     """Nobody takes it: the transport pauses, so at most that chunk is queued."""
-    if not on_asyncio():
-        pytest.skip("asyncio and uvloop only")
     import asyncio
 
-    async with raw_pair() as (accepted, connected):
-        receiver = direct_receiver(accepted)
-        assert receiver is not None
-        transport = accepted._transport  # type: ignore[attr-defined]
-        with anyio.fail_after(TIMEOUT):
-            for i in range(QUIET_RECEIVES + 1):  # command/reply: it reads on
-                await connected.send(b"reply %d" % i)
-                assert await receiver.receive(65536) == b"reply %d" % i
-            task = asyncio.get_running_loop().create_task(receiver.receive(65536))
-            await anyio.wait_all_tasks_blocked()
-            task.cancel()  # the receive's future is cancelled; it has not run
-            receiver.data_received(b"for nobody")  # arrives in between
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert not transport.is_reading()
-            assert await receiver.receive(65536) == b"for nobody"
+    receiver, accepted, connected = direct.receiver, direct.accepted, direct.connected
+    transport = accepted._transport  # type: ignore[attr-defined]
+    with anyio.fail_after(TIMEOUT):
+        for i in range(QUIET_RECEIVES + 1):  # command/reply: it reads on
+            await connected.send(b"reply %d" % i)
+            assert await receiver.receive(65536) == b"reply %d" % i
+        task = asyncio.get_running_loop().create_task(receiver.receive(65536))
+        await anyio.wait_all_tasks_blocked()
+        task.cancel()  # the receive's future is cancelled; it has not run
+        receiver.data_received(b"for nobody")  # arrives in between
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not transport.is_reading()
+        assert await receiver.receive(65536) == b"for nobody"
 
 
-async def test_a_direct_receive_at_the_end_is_a_checkpoint() -> None:
+async def test_a_direct_receive_at_the_end_is_a_checkpoint(direct: Direct) -> None:
     """As anyio's: a cancelled caller is cancelled, not told EndOfStream."""
-    if not on_asyncio():
-        pytest.skip("asyncio and uvloop only")
-    async with raw_pair() as (accepted, connected):
-        receiver = direct_receiver(accepted)
-        assert receiver is not None
-        await connected.aclose()
-        with anyio.fail_after(TIMEOUT), pytest.raises(anyio.EndOfStream):
-            await receiver.receive(65536)
-        with anyio.CancelScope() as scope:
-            scope.cancel()
-            await receiver.receive(65536)
-        assert scope.cancelled_caught
-        with pytest.raises(anyio.EndOfStream):
-            await receiver.receive(65536)
+    receiver, connected = direct.receiver, direct.connected
+    await connected.aclose()
+    with anyio.fail_after(TIMEOUT), pytest.raises(anyio.EndOfStream):
+        await receiver.receive(65536)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await receiver.receive(65536)
+    assert scope.cancelled_caught
+    with pytest.raises(anyio.EndOfStream):
+        await receiver.receive(65536)
 
 
 async def test_a_second_direct_receiver_takes_over_the_stream() -> None:
@@ -344,17 +351,13 @@ async def test_a_second_direct_receiver_takes_over_the_stream() -> None:
                 await receiver.receive(65536)
 
 
-async def test_direct_receives_hand_out_bytes() -> None:
+async def test_direct_receives_hand_out_bytes(direct: Direct) -> None:
     """A loop that passes a bytearray (Windows' proactor) still yields bytes."""
-    if not on_asyncio():
-        pytest.skip("asyncio and uvloop only")
-    async with raw_pair() as (accepted, _):
-        receiver = direct_receiver(accepted)
-        assert receiver is not None
-        receiver.data_received(bytearray(b"from a proactor"))
-        with anyio.fail_after(TIMEOUT):
-            chunk = await receiver.receive(65536)
-        assert type(chunk) is bytes and chunk == b"from a proactor"
+    receiver = direct.receiver
+    receiver.data_received(bytearray(b"from a proactor"))
+    with anyio.fail_after(TIMEOUT):
+        chunk = await receiver.receive(65536)
+    assert type(chunk) is bytes and chunk == b"from a proactor"
 
 
 @pytest.mark.parametrize(
@@ -362,24 +365,20 @@ async def test_direct_receives_hand_out_bytes() -> None:
     [("peer", anyio.EndOfStream), ("this end", anyio.ClosedResourceError)],
 )
 async def test_a_waiting_direct_receive_ends_when_the_stream_does(
-    closer: str, error: type[Exception]
+    closer: str, error: type[Exception], direct: Direct
 ) -> None:
     """End of stream, and this end closing, wake a receive that waits."""
-    if not on_asyncio():
-        pytest.skip("asyncio and uvloop only")
-    async with raw_pair() as (accepted, connected):
-        receiver = direct_receiver(accepted)
-        assert receiver is not None
+    receiver, accepted, connected = direct.receiver, direct.accepted, direct.connected
 
-        async def close() -> None:
-            await anyio.wait_all_tasks_blocked()
-            await (connected if closer == "peer" else accepted).aclose()
+    async def close() -> None:
+        await anyio.wait_all_tasks_blocked()
+        await (connected if closer == "peer" else accepted).aclose()
 
-        with anyio.fail_after(TIMEOUT):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(close)
-                with pytest.raises(error):
-                    await receiver.receive(65536)
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(close)
+            with pytest.raises(error):
+                await receiver.receive(65536)
 
 
 @pytest.mark.xfail(
