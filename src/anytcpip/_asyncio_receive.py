@@ -150,12 +150,9 @@ class DirectReceiver:
         queue = self._queue
         # Proactor loops pass a bytearray (anyio's protocol converted it too).
         queue.append(data if type(data) is bytes else bytes(data))
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        if self.wake():
             # The waiting receive takes it. (A cancelled one takes nothing:
             # the chunk stays queued for the next receive, as below.)
-            self._waiter = None
-            waiter.set_result(None)
             if self._keep or (self._bulk and self.read_on):
                 return
         else:
@@ -164,13 +161,19 @@ class DirectReceiver:
                 return
         self._transport.pause_reading()
 
-    def wake(self) -> None:
-        """Wake a waiting receive: the stream ended (the protocol's hook)."""
+    def wake(self) -> bool:
+        """Wake a waiting receive; return whether one was waiting.
+
+        The protocol's hook at end of stream and when the connection is
+        lost, and :meth:`data_received`'s. A receive that was cancelled is
+        not waiting any more.
+        """
         waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        if waiter is None or waiter.done():
+            return False
+        self._waiter = None
+        waiter.set_result(None)
+        return True
 
     def pause(self) -> None:
         """Stop reading now: nobody will receive for a while (the buffer is full)."""

@@ -3,9 +3,10 @@
 The methods of :class:`~anytcpip.BaseClientOrServer` that read and write one
 message (bytes, lines, text, JSON, frames, ctypes objects). They go to the
 connection :meth:`_require_channel` returns; the hot paths (``read_str``,
-``read_into``, ``write_str``) look at ``_channel`` directly and call it only when a task
-has ever been bound to a connection of this client or server (a read loop,
-a ``Connection`` handle) or none is open, so they cost no extra call.
+``read_into``, ``write_str``) look at ``_channel`` directly and call it
+only when a task has ever been bound to a connection of this client or
+server (a read loop, a ``Connection`` handle) or none is open, so they
+cost no extra call.
 
 The mixin reads the options the base class sets in ``__init__`` (declared
 below) and declares the hooks it needs (``_require_channel``, ``_describe``),

@@ -89,6 +89,12 @@ that brought this much or more (a stream), the next asks for
 :data:`~anytcpip._constants.RECEIVE_CHUNK_SIZE` again.
 """
 
+
+def _size_after(received: int) -> int:
+    """Return what the next receive asks for after one that brought ``received``."""
+    return RECEIVE_CHUNK_SIZE if received >= SMALL_RECEIVE_SIZE else SMALL_RECEIVE_SIZE
+
+
 RECEIVE_LINGER = 0.005
 """Seconds the receiving role stays with the readers after a read received."""
 
@@ -292,11 +298,7 @@ class ReceiveRole:
             data = await self._receive(self._receive_size)
         finally:
             self._receiving = False
-        self._receive_size = (
-            RECEIVE_CHUNK_SIZE
-            if len(data) >= SMALL_RECEIVE_SIZE
-            else SMALL_RECEIVE_SIZE
-        )
+        self._receive_size = _size_after(len(data))
         self.pump_receives += 1
         self._received_at = time.monotonic()
         self._received(data)
@@ -454,11 +456,7 @@ class ReceiveRole:
         finally:
             self._receiving = False
             self._keep_role()
-        self._receive_size = (
-            RECEIVE_CHUNK_SIZE
-            if len(data) >= SMALL_RECEIVE_SIZE
-            else SMALL_RECEIVE_SIZE
-        )
+        self._receive_size = _size_after(len(data))
         self._received_at = self._readers_until - RECEIVE_LINGER
         return data
 
