@@ -6,7 +6,7 @@ import ctypes
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -50,6 +50,7 @@ __all__ = [
     "open_fds",
     "raw_peer",
     "reset_socket",
+    "reset_while_blocked",
     "rss_bytes",
     "segments",
 ]
@@ -68,6 +69,21 @@ def reset_socket(sock: socket.socket) -> None:
     """Close ``sock`` with SO_LINGER 0 so the peer gets a reset (RST)."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+
+
+async def reset_while_blocked(
+    sock: socket.socket, operation: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Run ``operation`` until it blocks, then reset ``sock`` (its peer).
+
+    ``operation`` asserts what it sees of the reset; this returns once it
+    has, and fails after TIMEOUT if it never returns.
+    """
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(operation)
+            await anyio.wait_all_tasks_blocked()
+            reset_socket(sock)
 
 
 @asynccontextmanager

@@ -31,6 +31,7 @@ from helpers import (
     open_fds,
     raw_peer,
     reset_socket,
+    reset_while_blocked,
     rss_bytes,
 )
 
@@ -51,16 +52,12 @@ async def test_reset_while_reading() -> None:
         sock = socket.create_connection(("127.0.0.1", server.port))
         try:
             await recorder.wait_for(1)
-            with anyio.fail_after(TIMEOUT):
-                async with anyio.create_task_group() as tg:
 
-                    async def reader() -> None:
-                        with pytest.raises(anytcpip.ConnectionLostError, match="lost"):
-                            await server.read_str()
+            async def reader() -> None:
+                with pytest.raises(anytcpip.ConnectionLostError, match="lost"):
+                    await server.read_str()
 
-                    tg.start_soon(reader)
-                    await anyio.wait_all_tasks_blocked()
-                    reset_socket(sock)
+            await reset_while_blocked(sock, reader)
         finally:
             sock.close()
         assert await recorder.wait_for(2) == [True, False]
@@ -72,17 +69,13 @@ async def test_reset_while_writing() -> None:
         sock = socket.create_connection(("127.0.0.1", server.port))
         try:
             await recorder.wait_for(1)
-            with anyio.fail_after(TIMEOUT):
-                async with anyio.create_task_group() as tg:
 
-                    async def writer() -> None:
-                        with pytest.raises(anytcpip.ConnectionLostError, match="lost"):
-                            while True:  # the peer never reads: we block
-                                await server.write(b"w" * 65536)
+            async def writer() -> None:
+                with pytest.raises(anytcpip.ConnectionLostError, match="lost"):
+                    while True:  # the peer never reads: we block
+                        await server.write(b"w" * 65536)
 
-                    tg.start_soon(writer)
-                    await anyio.wait_all_tasks_blocked()
-                    reset_socket(sock)
+            await reset_while_blocked(sock, writer)
         finally:
             sock.close()
         assert await recorder.wait_for(2) == [True, False]

@@ -41,6 +41,7 @@ from helpers import (
     connected_pair,
     counted_memory_pair,
     reset_socket,
+    reset_while_blocked,
 )
 
 MiB = 1024 * 1024
@@ -530,19 +531,16 @@ async def test_reset_in_the_middle_of_a_message_says_reset() -> None:
                 await server.wait_connected()
                 sock.sendall(b"0123456789")
                 assert await server.readexactly(4) == b"0123"
-                async with anyio.create_task_group() as task_group:
 
-                    async def read() -> None:
-                        with pytest.raises(anytcpip.IncompleteReadError) as info:
-                            await server.readexactly(100)
-                        assert info.value.partial == b"456789"
-                        assert info.value.expected == 100
-                        assert "reset" in str(info.value)
-                        assert "closed by the peer" not in str(info.value)
+            async def read() -> None:
+                with pytest.raises(anytcpip.IncompleteReadError) as info:
+                    await server.readexactly(100)
+                assert info.value.partial == b"456789"
+                assert info.value.expected == 100
+                assert "reset" in str(info.value)
+                assert "closed by the peer" not in str(info.value)
 
-                    task_group.start_soon(read)
-                    await anyio.wait_all_tasks_blocked()
-                    reset_socket(sock)
+            await reset_while_blocked(sock, read)
         finally:
             sock.close()
 
