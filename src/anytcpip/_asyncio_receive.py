@@ -241,9 +241,7 @@ def direct_receiver(stream: anyio.abc.ByteStream) -> DirectReceiver | None:
     protocol: Any = getattr(stream, "_protocol", None)
     if transport is None or protocol is None or not hasattr(stream, "_closed"):
         return None  # trio, or a changed anyio
-    if not all(hasattr(protocol, name) for name in _PROTOCOL_NAMES):
-        return None
-    if not all(callable(getattr(transport, name, None)) for name in _TRANSPORT_NAMES):
+    if not _has_parts(protocol, transport):
         return None
     try:
         loop = asyncio.get_running_loop()
@@ -253,6 +251,27 @@ def direct_receiver(stream: anyio.abc.ByteStream) -> DirectReceiver | None:
     _install(protocol, transport, receiver)
     pause_reading_after_accept(stream)
     return receiver
+
+
+_VERIFIED: set[tuple[type, type]] = set()
+"""The (protocol, transport) types found to have every part used here."""
+
+
+def _has_parts(protocol: Any, transport: Any) -> bool:
+    """Whether anyio's protocol and its transport have what the receiver uses.
+
+    Checked once per pair of types (a connect/close cycle spent 5 % of its
+    Python lines checking each connection's).
+    """
+    key = (type(protocol), type(transport))
+    if key in _VERIFIED:
+        return True
+    if not all(hasattr(protocol, name) for name in _PROTOCOL_NAMES):
+        return False
+    if not all(callable(getattr(transport, name, None)) for name in _TRANSPORT_NAMES):
+        return False
+    _VERIFIED.add(key)
+    return True
 
 
 def _install(protocol: Any, transport: Any, receiver: DirectReceiver) -> None:

@@ -22,6 +22,7 @@ happen back to back. That bookkeeping lives in
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -50,6 +51,12 @@ ConnectCallback = Callable[[Any], Awaitable[None]]
 """An async callable taking the client or server whose state changed."""
 
 _PACKAGE_LOGGER = logging.getLogger("anytcpip")
+
+
+@functools.lru_cache(maxsize=256)
+def _child_logger(log: logging.Logger, name: str) -> logging.Logger:
+    """``log.getChild(name)``, remembered: it takes logging's global lock."""
+    return log.getChild(name)
 
 
 class BaseClientOrServer(LifecycleMixin, ReadWriteMixin):
@@ -142,7 +149,7 @@ class BaseClientOrServer(LifecycleMixin, ReadWriteMixin):
         self._name = name
         base_log = log if log is not None else _PACKAGE_LOGGER
         child = type(self).__name__ + (f".{name}" if name else "")
-        self._log = base_log.getChild(child)
+        self._log = _child_logger(base_log, child)
         self._connect_callback = connect_callback
         # Copies of the options read on hot paths (one attribute lookup each).
         self._encoding = options.encoding

@@ -105,16 +105,29 @@ class _TransportSender:
         return int(self._transport.get_write_buffer_size())
 
 
+_VERIFIED: set[type] = set()
+"""Transport types found to have every method :class:`_TransportSender` uses."""
+
+
+def _has_parts(transport: Any) -> bool:
+    """Whether ``transport`` has what the sender uses (remembered per type)."""
+    if all(
+        callable(getattr(transport, name, None))
+        for name in ("write", "get_write_buffer_size", "is_closing")
+    ):
+        _VERIFIED.add(type(transport))
+        return True
+    return False
+
+
 def direct_sender(stream: anyio.abc.ByteStream) -> DirectSender | None:
     """Return a direct sender for ``stream``, or None if it cannot have one."""
     if not isinstance(stream, anyio.abc.SocketStream):
         return None  # TLS, in-memory, or a wrapper: it may buffer on its own
     transport = getattr(stream, "_transport", None)
     if transport is not None:
-        if all(
-            callable(getattr(transport, name, None))
-            for name in ("write", "get_write_buffer_size", "is_closing")
-        ):
+        kind = type(transport)
+        if kind in _VERIFIED or _has_parts(transport):
             return _TransportSender(transport)
         return None
     sock = raw_socket(stream)

@@ -142,7 +142,7 @@ class ReceiveSide(ReceiveRole):
             # (anyio's socket streams); a parked pump is woken and returns.
             # Cheaper than a cancellation (anyio formats the task's repr).
             self._wake_pump()
-        else:
+        elif self._pump_scope is not None:  # else: the pump has not started
             self._pump_scope.cancel()
         self._wake_reader()
 

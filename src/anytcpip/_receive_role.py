@@ -177,7 +177,9 @@ class ReceiveRole:
         )
         if receiver is None:
             bound_read_queue(stream)
-        self._pump_scope = anyio.CancelScope()
+        # Created when the pump starts: a connection closed before that (a
+        # connect/close) never needs it.
+        self._pump_scope: anyio.CancelScope | None = None
         self._park_waiter: anyio.Event | None = None  # the pump is parked
         self._park: anyio.CancelScope | None = None  # its linger deadline
         self._space_waiter: anyio.Event | None = None  # the buffer is full
@@ -222,8 +224,9 @@ class ReceiveRole:
             buffer was full, where the OS reports them).
         """
         self._received_at = time.monotonic()
+        scope = self._pump_scope = anyio.CancelScope()
         try:
-            with self._pump_scope:
+            with scope:
                 if receive_timeout is None:
                     while self._open:
                         await self._pump_once()

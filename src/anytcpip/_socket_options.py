@@ -6,6 +6,7 @@ not fail because a platform cannot tune keepalive.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 from typing import Any
@@ -80,7 +81,21 @@ def set_socket_options(
     )
     if sock is None:
         return
-    options: list[tuple[int, str, int]] = [
+    for level, option, name, value in _options(
+        keepalive_time, keepalive_interval, keepalive_probes
+    ):
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError as exc:
+            _log.debug("could not set socket option %s=%s: %r", name, value, exc)
+
+
+@functools.lru_cache(maxsize=8)
+def _options(
+    keepalive_time: float, keepalive_interval: float, keepalive_probes: int
+) -> tuple[tuple[int, int, str, int], ...]:
+    """Return the (level, option, name, value) to set: those the OS has."""
+    options = [
         (socket.SOL_SOCKET, "SO_KEEPALIVE", 1),
         # Linux and most BSDs call the idle time TCP_KEEPIDLE; macOS TCP_KEEPALIVE.
         (socket.IPPROTO_TCP, "TCP_KEEPIDLE", int(keepalive_time)),
@@ -89,11 +104,8 @@ def set_socket_options(
     ]
     if not hasattr(socket, "TCP_KEEPIDLE"):
         options.append((socket.IPPROTO_TCP, "TCP_KEEPALIVE", int(keepalive_time)))
-    for level, name, value in options:
-        option = getattr(socket, name, None)
-        if option is None:
-            continue
-        try:
-            sock.setsockopt(level, option, value)
-        except OSError as exc:
-            _log.debug("could not set socket option %s=%s: %r", name, value, exc)
+    return tuple(
+        (level, option, name, value)
+        for level, name, value in options
+        if (option := getattr(socket, name, None)) is not None
+    )
