@@ -15,6 +15,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from anytcpip import NEED_DATA, Backoff, FrameBuffer
+from anytcpip._channel import Channel
 from anytcpip.testing import (
     CallbackRecorder,
     MemoryByteStream,
@@ -365,3 +366,10 @@ def segments(wire: bytes, sizes: list[int]) -> Iterator[bytes]:
             return
         yield wire[position : position + size]
         position += size
+
+
+def channel_of(end: Any) -> Channel:
+    """The current connection (``Channel``) of a client or server (private state)."""
+    channel = end._channel
+    assert isinstance(channel, Channel)
+    return channel

@@ -24,13 +24,12 @@ import pytest
 
 from anytcpip import Client, OneClientServer
 from anytcpip._asyncio_receive import QUIET_RECEIVES, DirectReceiver, direct_receiver
-from anytcpip._channel import Channel
 from anytcpip._direct_send import direct_sender
 from anytcpip._receive import receives_losslessly
 from anytcpip._socket_options import raw_socket
 from anytcpip._tcp_connect import _backend_connect, _ip_literal, connect_tcp
 from anytcpip._workarounds import bound_read_queue, pause_reading_after_accept
-from helpers import TIMEOUT
+from helpers import TIMEOUT, channel_of
 
 
 def on_asyncio() -> bool:
@@ -72,12 +71,6 @@ async def direct() -> AsyncIterator[Direct]:
         receiver = direct_receiver(accepted)
         assert receiver is not None
         yield Direct(receiver, accepted, connected)
-
-
-def channel_of(end: Any) -> Channel:
-    channel = end._channel
-    assert isinstance(channel, Channel)
-    return channel
 
 
 async def test_ip_literal_connect_path_is_active() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 import anytcpip
 from anytcpip import Client, OneClientServer
-from helpers import TIMEOUT, connected_pair, reset_while_blocked
+from helpers import TIMEOUT, channel_of, connected_pair, reset_while_blocked
 
 CHUNK = b"x" * (1 << 20)
 
@@ -37,6 +37,33 @@ async def fill(client: anytcpip.BaseClientOrServer) -> int:
             if scope.cancelled_caught:
                 return written  # the cancelled write sent nothing
             written += len(CHUNK)
+
+
+async def test_large_writes_to_a_reading_peer_need_no_flusher(
+    anyio_backend_name: str,
+) -> None:
+    """Each large write waits for the last one to drain, then goes out directly.
+
+    On asyncio and uvloop, a large write that finds the transport still
+    sending the previous one waits for that itself, as anyio's own send
+    does; handing it to the flusher task cost a second task switch per
+    message. Everything arrives, in order.
+    """
+    messages = [bytes([ord("a") + i % 26]) * (256 << 10) for i in range(64)]
+    async with connected_pair() as (server, client):
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+
+                async def write_all() -> None:
+                    for message in messages:
+                        await client.write(message)
+
+                tg.start_soon(write_all)
+                received = await server.readexactly(sum(map(len, messages)))
+        assert received == b"".join(messages)
+        assert client.stats.messages_sent == len(messages)
+        if anyio_backend_name == "asyncio":  # uvloop too; trio queues partial sends
+            assert not channel_of(client).sender._flusher_started
 
 
 async def test_drain_waits_for_what_a_large_write_left() -> None:

@@ -18,7 +18,6 @@ import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -38,6 +37,7 @@ from helpers import (
     CountingSender,
     Header,
     MemoryConnection,
+    channel_of,
     connected_pair,
     counted_memory_pair,
     reset_socket,
@@ -48,12 +48,6 @@ MiB = 1024 * 1024
 linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="TCP_INFO and epoll are Linux's"
 )
-
-
-def channel_of(end: Any) -> Channel:
-    channel = end._channel
-    assert isinstance(channel, Channel)
-    return channel
 
 
 def held_by_anyio(channel: Channel) -> int:

@@ -259,19 +259,20 @@ async def test_cancelled_request_applies_the_policy() -> None:
 async def test_timeout_while_sending_sends_nothing() -> None:
     async with connected_pair() as (server, client):
         requester = Requester(client)
-        chunk = b"x" * (1 << 20)
-        queued = 0
+        written = bytearray()
         with anyio.fail_after(TIMEOUT):
-            # The server does not read: write until the send buffer is full.
-            with anyio.move_on_after(0.3):
-                while True:
-                    await client.write(chunk)
-                    queued += len(chunk)
+            # The server does not read: write until the OS's buffers are full
+            # (large writes), then until the send queue is (small ones).
+            for chunk in (b"x" * (1 << 20), b"y" * 1024):
+                with anyio.move_on_after(0.3):
+                    while True:
+                        await client.write(chunk)
+                        written += chunk
             with pytest.raises(RequestTimeoutError) as info:
                 await requester.request("status?", timeout=0.1)
             assert "could not send 'status?' within 0.1 s" in str(info.value)
             assert not info.value.connection_closed and client.connected
-            assert await server.readexactly(queued) == b"x" * queued
+            assert await server.readexactly(len(written)) == written
             async with anyio.create_task_group() as tg:
                 tg.start_soon(echo_upper, server, 1)
                 assert await requester.request("status?") == "STATUS?"

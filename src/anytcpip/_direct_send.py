@@ -22,9 +22,11 @@ would overtake it). Both are known for anyio's plain TCP streams:
   kernel accepts at once and buffering the rest). anyio sets the transport's
   write-buffer limits to 0, so ``send`` returns only once the transport's
   buffer is empty; a direct write is taken only while it is empty, so it
-  never overtakes buffered data, and what it leaves buffered is waited for
-  by the flusher (``send(b"")`` waits for the buffer to drain), so ``drain``
-  and ``close`` still flush everything. The transport is reached through the
+  never overtakes buffered data. The transport sends what it leaves
+  buffered on its own; ``drain`` and ``close`` wake the flusher, which waits
+  for it (``send(b"")`` waits for the buffer to drain), and a large write
+  waits for it with :meth:`DirectSender.wait_drained` (anyio's protocol's
+  ``write_event``), then writes directly. The transport is reached through the
   stream's private ``_transport`` attribute, by duck typing, as in
   ``_workarounds``; if it is missing, every message goes through the flusher.
 
@@ -37,6 +39,7 @@ import socket
 from typing import Any, Protocol
 
 import anyio.abc
+import anyio.lowlevel
 
 from ._socket_options import raw_socket
 
@@ -63,6 +66,13 @@ class DirectSender(Protocol):
         """Bytes taken by :meth:`send` but still buffered in user space."""
         ...
 
+    async def wait_drained(self) -> None:
+        """Wait until :meth:`backlog` is 0, or the connection is lost.
+
+        Sends nothing, so a cancelled wait has no effect.
+        """
+        ...
+
 
 class _SocketSender:
     """trio: the stream's own non-blocking socket."""
@@ -81,14 +91,19 @@ class _SocketSender:
     def backlog(self) -> int:
         return 0
 
+    async def wait_drained(self) -> None:
+        # Nothing is ever buffered in user space: only a checkpoint.
+        await anyio.lowlevel.checkpoint()
+
 
 class _TransportSender:
     """asyncio and uvloop: the stream's transport, only while its buffer is empty."""
 
-    __slots__ = ("_transport",)
+    __slots__ = ("_protocol", "_transport")
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Any, protocol: Any) -> None:
         self._transport = transport
+        self._protocol = protocol
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
         transport = self._transport
@@ -104,17 +119,26 @@ class _TransportSender:
     def backlog(self) -> int:
         return int(self._transport.get_write_buffer_size())
 
+    async def wait_drained(self) -> None:
+        # anyio's protocol sets its write_event when the transport's buffer
+        # has drained (anyio sets the buffer's limits to 0) and when the
+        # connection is lost; pausing replaces it, so it is looked up now.
+        await self._protocol.write_event.wait()
+
 
 _VERIFIED: set[type] = set()
 """Transport types found to have every method :class:`_TransportSender` uses."""
 
 
-def _has_parts(transport: Any) -> bool:
-    """Whether ``transport`` has what the sender uses (remembered per type)."""
+def _has_parts(transport: Any, protocol: Any) -> bool:
+    """Whether ``transport`` and anyio's protocol have what the sender uses.
+
+    Remembered per type of transport (anyio has one protocol class).
+    """
     if all(
         callable(getattr(transport, name, None))
         for name in ("write", "get_write_buffer_size", "is_closing")
-    ):
+    ) and callable(getattr(getattr(protocol, "write_event", None), "wait", None)):
         _VERIFIED.add(type(transport))
         return True
     return False
@@ -126,9 +150,9 @@ def direct_sender(stream: anyio.abc.ByteStream) -> DirectSender | None:
         return None  # TLS, in-memory, or a wrapper: it may buffer on its own
     transport = getattr(stream, "_transport", None)
     if transport is not None:
-        kind = type(transport)
-        if kind in _VERIFIED or _has_parts(transport):
-            return _TransportSender(transport)
+        protocol = getattr(stream, "_protocol", None)
+        if type(transport) in _VERIFIED or _has_parts(transport, protocol):
+            return _TransportSender(transport, protocol)
         return None
     sock = raw_socket(stream)
     if type(sock) is socket.socket and sock.gettimeout() == 0.0:

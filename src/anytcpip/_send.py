@@ -22,7 +22,10 @@ reader waited (a reply, or the next request: request/response traffic,
 where waking the flusher would cost a task switch and batch nothing).
 Writes in a burst, with no read waiting in between, are still queued and
 batched. Only what the OS does not take at once is
-queued. Being synchronous, that step cannot interleave or be cancelled
+queued (on trio; on asyncio and uvloop the transport keeps it, and a large
+write that finds it still there waits for it to drain, then goes out
+directly, without the flusher: one task switch per message, as anyio's own
+send). Being synchronous, that step cannot interleave or be cancelled
 part-way either. Every :data:`DIRECT_SENDS_PER_CHECKPOINT` large messages, a
 write yields to the scheduler once (before sending anything), so a writer
 whose direct sends never block still lets other tasks run and can be
@@ -42,7 +45,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._direct_send import direct_sender
+from ._direct_send import DirectSender, direct_sender
 
 __all__ = [
     "DIRECT_SENDS_PER_CHECKPOINT",
@@ -188,6 +191,19 @@ class SendQueue:
             if self._send_direct(data):
                 self.messages_sent += messages
                 return
+            if self._backlog and not self._out and not self._sending:
+                # Refused only because the transport still holds the rest of
+                # the last direct send: wait for it to drain, as anyio's own
+                # send would, then send directly. Waking the flusher instead
+                # cost two task switches per message (this writer's and the
+                # flusher's). Nothing is queued yet: a cancelled wait sends
+                # nothing.
+                await cast(DirectSender, self._direct).wait_drained()
+                if not self._open:
+                    raise self._down_error()
+                if self._send_direct(data):
+                    self.messages_sent += messages
+                    return
         while self._queued >= SEND_HIGH_WATER_MARK:
             waiter = self._writers_waiter
             if waiter is None:
@@ -211,8 +227,12 @@ class SendQueue:
         False, having done nothing, if it is not possible now.
         """
         direct = self._direct
-        if direct is None or self._out or self._sending or self._backlog:
+        if direct is None or self._out or self._sending:
             return False
+        if self._backlog:
+            if direct.backlog():
+                return False
+            self._backlog_sent()  # it drained since
         try:
             sent = direct.send(data)
         except OSError:
@@ -226,9 +246,17 @@ class SendQueue:
             self._queued = len(rest)
             self._wake_flusher()
         elif direct.backlog():
+            # The transport sends the rest on its own. The flusher waits for
+            # it only when asked to (drain, close); a large write waits
+            # for it itself (see send), a small one is queued behind it.
             self._backlog = True
-            self._wake_flusher()
         return True
+
+    def _backlog_sent(self) -> None:
+        """Record that the transport's buffer drained (found by a writer)."""
+        self._backlog = False
+        if self._flushed is not None and not self._unflushed():
+            self._flushed.set()
 
     def flush_before_waiting(self) -> None:
         """Send the queue now: a reader is about to wait, maybe for a reply to it.
@@ -290,8 +318,9 @@ class SendQueue:
         flushed = self._flushed
         if flushed is None or flushed.is_set():
             flushed = self._flushed = anyio.Event()
-        if not self._flusher_started or self._flusher_done:
-            self._wake_flusher()  # someone must send it (or give up on it)
+        # Someone must send it, or wait for the transport's buffer to drain
+        # (a direct send's backlog does not wake the flusher), or give up.
+        self._wake_flusher()
         return flushed
 
     def _wake_flusher(self) -> None:
