@@ -11,10 +11,14 @@ holds): there is no public way to see where a chunk went.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import socket
+import struct
 import sys
+import termios
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,7 +94,8 @@ class Flood:
         try:
             while self.total is None or self.sent < self.total:
                 try:
-                    self.sent += self.sock.send(view)
+                    # Go on where the last send stopped (a partial send).
+                    self.sent += self.sock.send(view[self.sent % len(view) :])
                 except TimeoutError:
                     self.stalled.set()
                     return
@@ -110,6 +115,28 @@ class Flood:
 
     def join(self) -> None:
         self.thread.join(TIMEOUT)
+
+    async def all_in_peer_kernel(self) -> bool:
+        """Whether everything sent left this socket within 2 s (Linux).
+
+        The peer's kernel then holds it all, so this socket's FIN is not
+        queued behind unsent data. There is no event for it: the kernel's
+        count of unsent bytes is checked every 5 ms, in a thread.
+        """
+
+        def unsent() -> int:
+            out = fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0" * 4)
+            return int(struct.unpack("i", out)[0])
+
+        def wait() -> bool:
+            deadline = time.monotonic() + 2.0
+            while unsent():
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.005)
+            return True
+
+        return await anyio.to_thread.run_sync(wait)
 
 
 # -- the receiving role ---------------------------------------------------------
@@ -424,12 +451,20 @@ async def test_reset_is_noticed_while_unread_data_fills_the_buffer() -> None:
 async def test_close_is_noticed_while_the_buffer_is_full_and_nothing_is_lost() -> None:
     """All the peer sent fits in the kernel: the close is seen, the data kept."""
     recorder = CallbackRecorder()
-    payload = os.urandom(HIGH_WATER_MARK * 3)
+    # More than the pump buffers; the rest (at most HIGH_WATER_MARK) stays
+    # in the kernel.
+    payload = os.urandom(HIGH_WATER_MARK * 2)
     async with OneClientServer(port=0, connect_callback=recorder) as server:
         flood = Flood(server.port, payload, total=len(payload))
         try:
             assert await recorder.wait_for(1) == [True]
             await flood.wait_done()
+            if not await flood.all_in_peer_kernel():
+                # The kernel's receive buffer did not grow enough (autotuning
+                # varies): the FIN would wait behind the data, the limit that
+                # the next test covers.
+                flood.sock.close()
+                pytest.skip("the server's kernel cannot hold all the peer sent")
             flood.sock.close()  # an orderly close, with nothing read yet
             assert await recorder.wait_for(2) == [True, False]
         finally:
