@@ -51,6 +51,27 @@ def test_next_into_fills_ctypes() -> None:
     assert (sample.a, list(sample.b)) == (513, [1, -1, 7])
 
 
+def test_fill_view_takes_a_whole_struct_or_nothing_and_never_raises() -> None:
+    frames = FrameBuffer()
+    target = ctypes.create_string_buffer(4)
+    view = memoryview(target).cast("B")[:4]
+    frames.feed(b"ab\ncd\nef")
+    assert frames.next_text(b"\n", "ascii") == "ab"  # "cd" is split off
+    assert frames.fill_view(view, 4) is True  # the split line comes first
+    assert target.raw[:4] == b"cd\ne"
+    assert frames.fill_view(view, 4) is False  # "f": too short, kept
+    frames.feed(b"ghi")
+    assert frames.fill_view(view, 4) is True
+    assert target.raw[:4] == b"fghi"
+    frames.feed(b"jk")  # kept as a chunk: the buffer was empty
+    assert frames.fill_view(view, 4) is False
+    frames.feed(b"")  # end of stream, "jk" left
+    assert frames.fill_view(view, 4) is False  # no IncompleteReadError here
+    assert len(frames) == 2
+    with pytest.raises(IncompleteReadError):
+        frames.next_into_view(view, 4)
+
+
 def test_frames() -> None:
     frames = FrameBuffer()
     frames.feed((3).to_bytes(2, "little") + b"ab")

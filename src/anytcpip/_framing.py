@@ -404,6 +404,25 @@ class FrameBuffer:
         """
         return self.next_into_view(bytes_view(obj, size), size)
 
+    def fill_view(self, view: memoryview, size: int) -> bool:
+        """Fill ``view`` with the next ``size`` bytes if they are buffered.
+
+        Returns False, consuming nothing, if fewer are buffered; never
+        raises, even at end of stream (the hot path of ``read_into``: a
+        read that finds its struct whole needs no other check).
+        """
+        if self.lines:
+            self._unsplit()
+        if self._chunks:
+            self._absorb()
+        buf = self._buf
+        if len(buf) < size:
+            return False
+        view[:] = buf[:size]
+        del buf[:size]
+        self._scanned = 0
+        return True
+
     def next_into_view(self, view: memoryview, size: int) -> bool | NeedData:
         """:meth:`next_into` for a byte view of the object (the hot path).
 
@@ -411,15 +430,7 @@ class FrameBuffer:
         the caller keeps the view across reads into the same object, which
         saves building it (and sizing the object) on every read.
         """
-        if self.lines:
-            self._unsplit()
-        if self._chunks:
-            self._absorb()
-        buf = self._buf
-        if len(buf) >= size:
-            view[:] = buf[:size]
-            del buf[:size]
-            self._scanned = 0
+        if self.fill_view(view, size):
             return True
         data = self.next_exactly(size)
         if data is NEED_DATA:

@@ -109,7 +109,9 @@ class ReceiveSide(ReceiveRole):
         # Each fast read is counted only here, by counting this down (a
         # counter less per message): ``messages_received`` is ``_messages``
         # plus how far it has come down from ``_fast_budget``, what it was
-        # last set to. Counts below 0 after the peer left (_fast_after_end).
+        # last set to. 0 while a reader waits in read_slow, and once this
+        # end closed; after the peer left, fast reads go on for what is
+        # still buffered (see try_read).
         self._fast_reads = self._fast_budget = READS_PER_CHECKPOINT
         self._messages = 0  # messages read, but for those counted as above
         self._reads_after_end = 0  # read_slow calls since the connection went down
@@ -136,7 +138,8 @@ class ReceiveSide(ReceiveRole):
         self._open = False
         self._closed_here = by_this_end
         self._reason = reason
-        self._set_fast_reads(0)  # reads now go through read_slow's checks
+        if by_this_end:
+            self._set_fast_reads(0)  # reads now raise, from read_slow
         if by_this_end and self._direct:
             # The stream is closed next, which ends a receive in progress
             # (anyio's socket streams); a parked pump is woken and returns.
@@ -188,12 +191,20 @@ class ReceiveSide(ReceiveRole):
 
         Returns ``NEED_DATA`` when the frame is not buffered yet, or when the
         caller must go through :meth:`read_slow` instead (another reader is
-        waiting, the connection is not open, or it is time to yield to the
-        scheduler). Synchronous: nothing can interleave or be cancelled.
+        waiting, this end closed the connection, the peer left and the
+        buffer has reached the end of the stream, or it is time to yield to
+        the scheduler). Synchronous: nothing can interleave or be cancelled.
+
+        After the peer left, what is buffered is still read here, as fast
+        as before, unless the parse could meet the end of the stream: that
+        is left to :meth:`read_slow` and its rules (``b""`` once, then
+        ``ConnectionLostError``; the reset wording of an incomplete
+        message). A message already split off (``try_read_text``) and a
+        whole struct (``try_read_into``) cannot meet it.
         """
-        # ``_fast_reads`` is 0 while a reader waits and once the connection
-        # is down, so one comparison guards the fast path.
-        if self._fast_reads <= 0:
+        # ``_fast_reads`` is 0 while a reader waits and once this end
+        # closed, so one comparison guards the fast path.
+        if self._fast_reads <= 0 or self.frames.eof:
             return NEED_DATA
         result = parse(self.frames)
         if result is not NEED_DATA:
@@ -204,17 +215,10 @@ class ReceiveSide(ReceiveRole):
         self, terminator: bytes, encoding: str, skip: bytes | None
     ) -> str | NeedData:
         """:meth:`try_read` specialised for ``FrameBuffer.next_text`` (hot path)."""
+        if self._fast_reads <= 0:
+            return NEED_DATA
         frames = self.frames
         lines = frames.lines
-        if self._fast_reads <= 0 and not (
-            # After the peer left, a message split off already is read here
-            # too (see _fast_after_end); anything else goes to read_slow.
-            lines
-            and skip is None
-            and frames.lines_term == terminator
-            and self._fast_after_end()
-        ):
-            return NEED_DATA
         # ``is``: the terminator the lines were split on is the caller's own
         # object; an equal one from elsewhere takes next_text's path below.
         if lines and skip is None and frames.lines_term is terminator:
@@ -233,9 +237,10 @@ class ReceiveSide(ReceiveRole):
                 if due <= 0:
                     self._release_space()
             return text
-        if not len(frames):
+        if not len(frames) or frames.eof:
             # Nothing buffered (a reply not yet received, the commonest
             # case in command/reply traffic): next_text would only say so.
+            # At the end of the stream, read_slow applies its rules.
             return NEED_DATA
         result = frames.next_text(terminator, encoding, skip)
         if result is not NEED_DATA:
@@ -249,13 +254,8 @@ class ReceiveSide(ReceiveRole):
         bytes long) was filled from the buffer, False if the caller must go
         through :meth:`read_slow`.
         """
-        frames = self.frames
-        if len(frames) < size or (
-            # After the peer left, only a whole struct still buffered.
-            self._fast_reads <= 0 and not self._fast_after_end()
-        ):
-            return False
-        if frames.next_into_view(view, size) is NEED_DATA:
+        # A whole struct is read here, also after the peer left.
+        if self._fast_reads <= 0 or not self.frames.fill_view(view, size):
             return False
         # _consumed_fast(), inlined: the size read is known.
         self._fast_reads -= 1  # which counts this message too
@@ -263,24 +263,6 @@ class ReceiveSide(ReceiveRole):
             due = self._space_due = self._space_due - size  # as in try_read_text
             if due <= 0:
                 self._release_space()
-        return True
-
-    def _fast_after_end(self) -> bool:
-        """Whether a read after the peer left may skip :meth:`read_slow` (cold path).
-
-        Only for a message that is wholly buffered (the caller checks), so
-        that the end-of-stream rules of :meth:`read_slow` (the error once
-        nothing is left, the reset wording) still apply to what follows it.
-        Every :data:`READS_PER_CHECKPOINT`-th read goes through
-        :meth:`read_slow` all the same, which then yields to the scheduler.
-        Not while this end closed, or another read waits.
-        """
-        if self._open or self._closed_here or self._reading:
-            return False
-        reads = self._reads_after_end + 1
-        if reads % READS_PER_CHECKPOINT == 0:
-            return False  # read_slow counts this one, and yields first
-        self._reads_after_end = reads
         return True
 
     def _consumed_fast(self) -> None:
@@ -341,7 +323,7 @@ class ReceiveSide(ReceiveRole):
         """Read up to ``n`` bytes; a received chunk is handed out as it is."""
         if n < 0:
             raise ValueError(f"n={n} must be >= 0")
-        if self._fast_reads > 0 and (len(self.frames) or not n):
+        if self._fast_reads > 0 and (len(self.frames) or (not n and self._open)):
             data = self.frames.next_some(n)
             assert data is not NEED_DATA
             self._consumed_fast()
@@ -377,12 +359,17 @@ class ReceiveSide(ReceiveRole):
                 yield_first = not tried
                 self._set_fast_reads(0)  # no fast reads while this one runs
             else:
-                # Down: every read comes here (what is still buffered after
-                # the peer's close is read out), so count them here instead.
+                # Down: reads that may meet the end of the stream come here,
+                # however many fast reads are left (see try_read), so they
+                # yield every READS_PER_CHECKPOINT-th time too.
                 tried = False
                 self._reads_after_end += 1
-                yield_first = self._reads_after_end % READS_PER_CHECKPOINT == 0
+                yield_first = (
+                    self._fast_reads <= 0
+                    or self._reads_after_end % READS_PER_CHECKPOINT == 0
+                )
                 self._raise_if_unreadable()
+                self._set_fast_reads(0)  # no fast reads while this one runs
             frames = self.frames
             if yield_first:
                 await anyio.lowlevel.checkpoint()
@@ -441,7 +428,7 @@ class ReceiveSide(ReceiveRole):
                     self._raise_if_unreadable()
         finally:
             self._reading = False
-            if self._open:
+            if self._open or not self._closed_here:
                 self._set_fast_reads(READS_PER_CHECKPOINT)
 
     def _say_reset(self, exc: IncompleteReadError) -> None:
