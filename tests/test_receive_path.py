@@ -616,6 +616,43 @@ async def test_lines_buffered_when_the_peer_left_are_all_read_then_lost() -> Non
             await server.read_str()
 
 
+async def test_mixed_reads_after_the_peer_left_still_yield() -> None:
+    """Fast reads and reads that could meet the end share one budget.
+
+    ``read_into`` of a byte takes the fast path after the peer left;
+    ``readexactly`` goes through ``read_slow``, which does not always yield:
+    mixed, they must still let other tasks run every so often.
+    """
+    count = 200_000
+    recorder = CallbackRecorder()
+    async with connected_pair({"connect_callback": recorder}) as (server, client):
+        assert await recorder.wait_for(1) == [True]
+        await client.write(b"x" * count)
+        await client.close()
+        assert await recorder.wait_for(2) == [True, False]
+        counter = _Counter()
+        byte = ctypes.c_uint8()
+        longest = run = 0
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(counter.run)
+            await anyio.lowlevel.checkpoint()
+            last = counter.passes
+            with anyio.fail_after(TIMEOUT):
+                for i in range(count):
+                    if i % 1000 == 0:
+                        assert await server.readexactly(1) == b"x"
+                    else:
+                        await server.read_into(byte)
+                    run = run + 1 if counter.passes == last else 1
+                    last = counter.passes
+                    longest = max(longest, run)
+            task_group.cancel_scope.cancel()
+        # A yield every READS_PER_CHECKPOINT reads or so (trio may run the
+        # other task only at every other yield); without them, none at all.
+        assert longest <= 3 * READS_PER_CHECKPOINT
+        assert server.stats.messages_received == count
+
+
 async def test_structs_buffered_when_the_peer_left_then_a_partial_one() -> None:
     count = 3000
     recorder = CallbackRecorder()

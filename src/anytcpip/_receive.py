@@ -352,6 +352,7 @@ class ReceiveSide(ReceiveRole):
         try:
             # While the connection is open, nothing is unreadable: this end
             # closing, and the end of stream, shut it (synchronously).
+            refill = READS_PER_CHECKPOINT  # the fast reads allowed afterwards
             if self._open:
                 # The fast path parsed just now and found nothing, unless it
                 # was skipped: READS_PER_CHECKPOINT fast reads in a row.
@@ -369,6 +370,10 @@ class ReceiveSide(ReceiveRole):
                     or self._reads_after_end % READS_PER_CHECKPOINT == 0
                 )
                 self._raise_if_unreadable()
+                # This read counts against the fast reads' budget: a mix of
+                # fast reads and reads that come here must yield too.
+                if not yield_first:
+                    refill = self._fast_reads - 1
                 self._set_fast_reads(0)  # no fast reads while this one runs
             frames = self.frames
             if yield_first:
@@ -429,7 +434,9 @@ class ReceiveSide(ReceiveRole):
         finally:
             self._reading = False
             if self._open or not self._closed_here:
-                self._set_fast_reads(READS_PER_CHECKPOINT)
+                # Down, a read that did not yield leaves the budget as it was,
+                # less this read (an open one always waited or yielded).
+                self._set_fast_reads(refill)
 
     def _say_reset(self, exc: IncompleteReadError) -> None:
         """Make an incomplete message's error say that the peer reset."""
