@@ -19,7 +19,13 @@ import pytest
 
 import anytcpip
 from anytcpip import Client, OneClientServer
-from helpers import TIMEOUT, channel_of, connected_pair, reset_while_blocked
+from helpers import (
+    TIMEOUT,
+    CallbackRecorder,
+    channel_of,
+    connected_pair,
+    reset_while_blocked,
+)
 
 CHUNK = b"x" * (1 << 20)
 
@@ -42,12 +48,14 @@ async def fill(client: anytcpip.BaseClientOrServer) -> int:
 async def test_large_writes_to_a_reading_peer_need_no_flusher(
     anyio_backend_name: str,
 ) -> None:
-    """Each large write waits for the last one to drain, then goes out directly.
+    """Large writes behind a direct send's backlog need no flusher task.
 
-    On asyncio and uvloop, a large write that finds the transport still
-    sending the previous one waits for that itself, as anyio's own send
-    does; handing it to the flusher task cost a second task switch per
-    message. Everything arrives, in order.
+    On asyncio and uvloop, what the kernel does not take of a large write
+    stays in the transport; the next one is queued, and the transport hands
+    it over once it has sent the first (from its ``resume_writing``), so the
+    writer is the only task woken per message, as with anyio's own send;
+    waking the flusher task cost a second task switch per message.
+    Everything arrives, in order.
     """
     messages = [bytes([ord("a") + i % 26]) * (256 << 10) for i in range(64)]
     async with connected_pair() as (server, client):
@@ -156,6 +164,45 @@ async def test_both_ends_write_a_large_message_then_a_small_one_then_read() -> N
                 tg.start_soon(side, client, "client")
                 tg.start_soon(side, server, "server")
     assert received == {"client": size + 3, "server": size + 3}
+
+
+async def test_both_ends_write_two_large_messages_then_read() -> None:
+    """The second large message is queued (the send queue had room).
+
+    On asyncio and uvloop the first one's rest stays in the transport,
+    which hands it the second once it has sent the first: neither end's
+    second write waits for the other end to read.
+    """
+    size = 16 << 20  # more than the kernel's buffers hold
+
+    async def side(conn: anytcpip.BaseClientOrServer, tag: bytes) -> None:
+        await conn.write(tag * size)
+        await conn.write(tag * size)
+        data = await conn.readexactly(2 * size)
+        assert data.count(data[:1]) == 2 * size
+
+    async with connected_pair() as (server, client):
+        with anyio.fail_after(4 * TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(side, client, b"c")
+                tg.start_soon(side, server, b"s")
+
+
+async def test_drain_after_the_peer_read_everything_and_left() -> None:
+    """Nothing was dropped: drain() returns, though the connection is gone."""
+    recorder = CallbackRecorder()
+    data = b"x" * (16 << 20)  # more than the kernel's buffers hold
+    async with connected_pair(client_kwargs={"connect_callback": recorder}) as (
+        server,
+        client,
+    ):
+        assert await recorder.wait_for(1) == [True]
+        with anyio.fail_after(TIMEOUT):
+            await client.write(data)  # the transport keeps what the kernel does not
+            assert await server.readexactly(len(data)) == data
+            await server.close()
+            assert await recorder.wait_for(2) == [True, False]
+            await client.drain()
 
 
 async def test_drain_raises_if_the_connection_is_lost_with_data_unsent() -> None:

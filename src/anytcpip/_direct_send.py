@@ -23,10 +23,13 @@ would overtake it). Both are known for anyio's plain TCP streams:
   write-buffer limits to 0, so ``send`` returns only once the transport's
   buffer is empty; a direct write is taken only while it is empty, so it
   never overtakes buffered data. The transport sends what it leaves
-  buffered on its own; ``drain`` and ``close`` wake the flusher, which waits
-  for it (``send(b"")`` waits for the buffer to drain), and a large write
-  waits for it with :meth:`DirectSender.wait_drained` (anyio's protocol's
-  ``write_event``), then writes directly. The transport is reached through the
+  buffered on its own, and says when its buffer is empty again: anyio sets
+  its limits to 0, so it pauses its protocol as soon as anything is
+  buffered and resumes it once nothing is. :meth:`DirectSender.on_drained`
+  hooks that ``resume_writing``, so the caller can hand the transport what
+  it queued meanwhile without a task (see ``SendQueue``); ``drain`` and
+  ``close`` can also wake the flusher, which waits for the buffer to drain
+  (``send(b"")``). The transport is reached through the
   stream's private ``_transport`` attribute, by duck typing, as in
   ``_workarounds``; if it is missing, every message goes through the flusher.
 
@@ -36,10 +39,10 @@ Other streams (TLS, in-memory, wrappers) get no direct sender.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import anyio.abc
-import anyio.lowlevel
 
 from ._socket_options import raw_socket
 
@@ -66,10 +69,11 @@ class DirectSender(Protocol):
         """Bytes taken by :meth:`send` but still buffered in user space."""
         ...
 
-    async def wait_drained(self) -> None:
-        """Wait until :meth:`backlog` is 0, or the connection is lost.
+    def on_drained(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` each time a :meth:`backlog` has drained to 0.
 
-        Sends nothing, so a cancelled wait has no effect.
+        Synchronously, from the event loop; the callback may send. Returns
+        False if the sender has no such signal (it never has a backlog).
         """
         ...
 
@@ -91,9 +95,8 @@ class _SocketSender:
     def backlog(self) -> int:
         return 0
 
-    async def wait_drained(self) -> None:
-        # Nothing is ever buffered in user space: only a checkpoint.
-        await anyio.lowlevel.checkpoint()
+    def on_drained(self, callback: Callable[[], None]) -> bool:
+        return False  # nothing is ever buffered in user space
 
 
 class _TransportSender:
@@ -119,11 +122,22 @@ class _TransportSender:
     def backlog(self) -> int:
         return int(self._transport.get_write_buffer_size())
 
-    async def wait_drained(self) -> None:
-        # anyio's protocol sets its write_event when the transport's buffer
-        # has drained (anyio sets the buffer's limits to 0) and when the
-        # connection is lost; pausing replaces it, so it is looked up now.
-        await self._protocol.write_event.wait()
+    def on_drained(self, callback: Callable[[], None]) -> bool:
+        # The transport calls its protocol's resume_writing once its buffer
+        # is empty (anyio sets the limits to 0). anyio's own is kept, and
+        # runs first (it wakes a send waiting in anyio). A later sender for
+        # the same stream takes over.
+        protocol = self._protocol
+        original = getattr(protocol, "_anytcpip_resume_writing", None)
+        if original is None:
+            original = protocol._anytcpip_resume_writing = protocol.resume_writing
+
+        def resume_writing() -> None:
+            original()
+            callback()
+
+        protocol.resume_writing = resume_writing
+        return True
 
 
 _VERIFIED: set[type] = set()
@@ -138,7 +152,7 @@ def _has_parts(transport: Any, protocol: Any) -> bool:
     if all(
         callable(getattr(transport, name, None))
         for name in ("write", "get_write_buffer_size", "is_closing")
-    ) and callable(getattr(getattr(protocol, "write_event", None), "wait", None)):
+    ) and callable(getattr(protocol, "resume_writing", None)):
         _VERIFIED.add(type(transport))
         return True
     return False

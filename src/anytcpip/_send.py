@@ -18,18 +18,18 @@ nothing); the queue itself when a reader is about to wait for data
 (:meth:`SendQueue.flush_before_waiting`, called by the receive side: the
 peer may be waiting for what is queued, so a request leaves without waiting
 for the flusher to be scheduled); and the first message written after a
-reader waited (a reply, or the next request: request/response traffic,
-where waking the flusher would cost a task switch and batch nothing).
-Writes in a burst, with no read waiting in between, are still queued and
-batched. Only what the OS does not take at once is
-queued (on trio; on asyncio and uvloop the transport keeps it, and a large
-write that finds it still there waits for it to drain, then goes out
-directly, without the flusher: one task switch per message, as anyio's own
-send). Being synchronous, that step cannot interleave or be cancelled
-part-way either. Every :data:`DIRECT_SENDS_PER_CHECKPOINT` large messages, a
-write yields to the scheduler once (before sending anything), so a writer
-whose direct sends never block still lets other tasks run and can be
-cancelled; queued writes yield when the queue is full.
+reader waited (a reply, or the next request: request/response traffic, where
+waking the flusher would cost a task switch and batch nothing). Writes in a
+burst, with no read waiting in between, are still queued and batched. Only
+what the OS does not take at once is queued (on trio; on asyncio and uvloop
+the transport keeps it, and what is queued behind it is handed to the
+transport once it has sent it, from the transport's ``resume_writing``,
+without the flusher: one task switch per large message, the writer's, as
+anyio's own send). Being synchronous, that step cannot interleave or be
+cancelled part-way either. Every :data:`DIRECT_SENDS_PER_CHECKPOINT` large
+messages, a write yields to the scheduler once (before sending anything), so
+a writer whose direct sends never block still lets other tasks run and can
+be cancelled; queued writes yield when the queue is full.
 
 The flusher task is started only when something is queued that could not be
 sent directly, so a connection that only reads, or whose messages all leave
@@ -45,7 +45,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._direct_send import DirectSender, direct_sender
+from ._direct_send import direct_sender
 
 __all__ = [
     "DIRECT_SENDS_PER_CHECKPOINT",
@@ -111,7 +111,9 @@ class SendQueue:
         self._out: list[bytes | memoryview] = []  # queued messages, not yet sent
         self._queued = 0  # bytes in ``_out``
         self._sending = False  # the flusher is in stream.send()
-        self._direct = direct_sender(stream)
+        direct = self._direct = direct_sender(stream)
+        # The transport says when a direct send's backlog has drained.
+        self._drains = direct is not None and direct.on_drained(self._transport_drained)
         # A direct send left bytes in the transport's buffer: the flusher
         # waits for them to drain (so drain() and close() cover them).
         self._backlog = False
@@ -137,7 +139,7 @@ class SendQueue:
     def attach(self, task_group: Spawner) -> None:
         """Give the queue the task group its flusher will run in, when needed."""
         self._task_group = task_group
-        if self._unflushed():
+        if self._needs_flusher():
             self._wake_flusher()
 
     def shut(self, *, lost: bool) -> None:
@@ -191,32 +193,27 @@ class SendQueue:
             if self._send_direct(data):
                 self.messages_sent += messages
                 return
-            if self._backlog and not self._out and not self._sending:
-                # Refused only because the transport still holds the rest of
-                # the last direct send: wait for it to drain, as anyio's own
-                # send would, then send directly. Waking the flusher instead
-                # cost two task switches per message (this writer's and the
-                # flusher's). Nothing is queued yet: a cancelled wait sends
-                # nothing.
-                await cast(DirectSender, self._direct).wait_drained()
+        if self._queued >= SEND_HIGH_WATER_MARK:
+            while self._queued >= SEND_HIGH_WATER_MARK:
+                waiter = self._writers_waiter
+                if waiter is None:
+                    waiter = self._writers_waiter = anyio.Event()
+                await waiter.wait()
                 if not self._open:
                     raise self._down_error()
-                if self._send_direct(data):
-                    self.messages_sent += messages
-                    return
-        while self._queued >= SEND_HIGH_WATER_MARK:
-            waiter = self._writers_waiter
-            if waiter is None:
-                waiter = self._writers_waiter = anyio.Event()
-            await waiter.wait()
-            if not self._open:
-                raise self._down_error()
+            # The queue may have been handed over whole meanwhile (by the
+            # transport, see _transport_drained): then this one can follow
+            # it directly, instead of waiting in the queue for a flusher.
+            if self._send_direct(data):
+                self.messages_sent += messages
+                return
         self.messages_sent += messages
         if data:
             # Kept as it is, not copied (bytes are immutable); joined when flushed.
             self._out.append(data if type(data) is bytes else bytes(data))
             self._queued += len(data)
-            self._wake_flusher()
+            if self._needs_flusher():
+                self._wake_flusher()
 
     def _send_direct(self, data: bytes | bytearray | memoryview) -> bool:
         """Hand ``data`` to the OS now, synchronously; queue what it does not take.
@@ -232,7 +229,7 @@ class SendQueue:
         if self._backlog:
             if direct.backlog():
                 return False
-            self._backlog_sent()  # it drained since
+            self._transport_drained()  # it drained, and nothing is queued
         try:
             sent = direct.send(data)
         except OSError:
@@ -246,15 +243,52 @@ class SendQueue:
             self._queued = len(rest)
             self._wake_flusher()
         elif direct.backlog():
-            # The transport sends the rest on its own. The flusher waits for
-            # it only when asked to (drain, close); a large write waits
-            # for it itself (see send), a small one is queued behind it.
+            # The transport sends the rest on its own, and says when it has
+            # (_transport_drained); the flusher waits for it only when asked
+            # to (drain, close), or where the transport cannot say.
             self._backlog = True
+            if not self._drains:
+                self._wake_flusher()
         return True
 
-    def _backlog_sent(self) -> None:
-        """Record that the transport's buffer drained (found by a writer)."""
+    def _needs_flusher(self) -> bool:
+        """Whether anything queued or buffered needs the flusher to be sent.
+
+        Not what is behind a direct send's backlog, nor the backlog itself,
+        where the transport says when it has drained: it is then handed
+        over without waking a task (:meth:`_transport_drained`).
+        """
+        if self._backlog and self._drains:
+            direct = self._direct
+            if direct is not None and direct.backlog():
+                return False
+        return self._unflushed()
+
+    def _transport_drained(self) -> None:
+        """Hand the transport what is queued: its buffer is empty again.
+
+        Called from the event loop (asyncio and uvloop): the transport has
+        sent the rest of a direct send. What was queued behind it is handed
+        to the transport now, as the flusher would, but without a task, so
+        that a writer waiting for room is the only task woken: one task
+        switch per large message, as anyio's own send, where waking the
+        flusher cost two (benchmark A).
+        """
+        if not self._backlog:
+            return  # the flusher's own send, which anyio waits for
         self._backlog = False
+        out = self._out
+        if out and not self._sending:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            queued = self._queued
+            out.clear()
+            self._queued = 0
+            if not self._send_direct(data):  # the transport is closing
+                out.append(data)  # as it was: the flusher reports it
+                self._queued = queued
+                self._wake_flusher()
+                return
+            self._wake_writers()
         if self._flushed is not None and not self._unflushed():
             self._flushed.set()
 
