@@ -284,9 +284,10 @@ class SendQueue:
             out.clear()
             self._queued = 0
             if not self._send_direct(data):  # the transport is closing
-                out.append(data)  # as it was: the flusher reports it
+                # As it was: the connection is going down, and its end
+                # (from a task, not from this callback) drops or sends it.
+                out.append(data)
                 self._queued = queued
-                self._wake_flusher()
                 return
             self._wake_writers()
         if self._flushed is not None and not self._unflushed():
