@@ -111,9 +111,10 @@ class SendQueue:
         self._out: list[bytes | memoryview] = []  # queued messages, not yet sent
         self._queued = 0  # bytes in ``_out``
         self._sending = False  # the flusher is in stream.send()
-        direct = self._direct = direct_sender(stream)
-        # The transport says when a direct send's backlog has drained.
-        self._drains = direct is not None and direct.on_drained(self._transport_drained)
+        self._direct = direct_sender(stream)
+        # The transport says when a direct send's backlog has drained (hooked
+        # at the first backlog: 3 % of a connect/close cycle otherwise).
+        self._drains = False
         # A direct send left bytes in the transport's buffer: the flusher
         # waits for them to drain (so drain() and close() cover them).
         self._backlog = False
@@ -248,7 +249,9 @@ class SendQueue:
             # to (drain, close), or where the transport cannot say.
             self._backlog = True
             if not self._drains:
-                self._wake_flusher()
+                self._drains = direct.on_drained(self._transport_drained)
+                if not self._drains:
+                    self._wake_flusher()
         return True
 
     def _needs_flusher(self) -> bool:
