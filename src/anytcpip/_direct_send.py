@@ -149,6 +149,8 @@ def _has_parts(transport: Any, protocol: Any) -> bool:
 
     Remembered per type of transport (anyio has one protocol class).
     """
+    if type(transport) in _VERIFIED:
+        return True
     if all(
         callable(getattr(transport, name, None))
         for name in ("write", "get_write_buffer_size", "is_closing")
@@ -165,7 +167,7 @@ def direct_sender(stream: anyio.abc.ByteStream) -> DirectSender | None:
     transport = getattr(stream, "_transport", None)
     if transport is not None:
         protocol = getattr(stream, "_protocol", None)
-        if type(transport) in _VERIFIED or _has_parts(transport, protocol):
+        if _has_parts(transport, protocol):
             return _TransportSender(transport, protocol)
         return None
     sock = raw_socket(stream)

@@ -280,16 +280,24 @@ class SendQueue:
         if not self._backlog:
             return  # the flusher's own send, which anyio waits for
         self._backlog = False
+        # If the transport is closing, the queue stays: the connection is
+        # going down, and its end (from a task, not from this callback)
+        # drops or sends it.
+        self._send_queue_now()
+
+    def _send_queue_now(self) -> None:
+        """Hand the whole queue to the OS now, unless the flusher is sending.
+
+        What cannot be sent directly stays queued, as it was.
+        """
         out = self._out
         if out and not self._sending:
             data = out[0] if len(out) == 1 else b"".join(out)
             queued = self._queued
             out.clear()
             self._queued = 0
-            if not self._send_direct(data):  # the transport is closing
-                # As it was: the connection is going down, and its end
-                # (from a task, not from this callback) drops or sends it.
-                out.append(data)
+            if not self._send_direct(data):
+                out.append(data)  # as it was
                 self._queued = queued
                 return
             self._wake_writers()
@@ -304,20 +312,8 @@ class SendQueue:
         that round trip.
         """
         self._after_wait = True
-        out = self._out
-        if not out or self._sending:
-            return
-        data = out[0] if len(out) == 1 else b"".join(out)
-        queued = self._queued
-        out.clear()
-        self._queued = 0
-        if not self._send_direct(data):
-            out.append(data)  # as it was: the flusher sends it
-            self._queued = queued
-            return
-        self._wake_writers()
-        if not self._unflushed() and self._flushed is not None:
-            self._flushed.set()
+        if self._out and not self._sending:
+            self._send_queue_now()  # what it cannot send, the flusher sends
 
     def _unflushed(self) -> bool:
         """Whether anything is queued, being sent, or buffered by the transport."""
