@@ -114,7 +114,6 @@ class ReceiveSide(ReceiveRole):
         # still buffered (see try_read).
         self._fast_reads = self._fast_budget = READS_PER_CHECKPOINT
         self._messages = 0  # messages read, but for those counted as above
-        self._reads_after_end = 0  # read_slow calls since the connection went down
         self._eof_delivered = False
         self.bytes_received: int = 0
         self.last_received: float | None = None  # time.monotonic()
@@ -352,29 +351,23 @@ class ReceiveSide(ReceiveRole):
         try:
             # While the connection is open, nothing is unreadable: this end
             # closing, and the end of stream, shut it (synchronously).
+            # READS_PER_CHECKPOINT fast reads in a row: yield first.
+            yield_first = self._fast_reads <= 0
             refill = READS_PER_CHECKPOINT  # the fast reads allowed afterwards
             if self._open:
                 # The fast path parsed just now and found nothing, unless it
-                # was skipped: READS_PER_CHECKPOINT fast reads in a row.
-                tried = self._fast_reads > 0
-                yield_first = not tried
-                self._set_fast_reads(0)  # no fast reads while this one runs
+                # was skipped.
+                tried = not yield_first
             else:
-                # Down: reads that may meet the end of the stream come here,
-                # however many fast reads are left (see try_read), so they
-                # yield every READS_PER_CHECKPOINT-th time too.
+                # Down: reads that may meet the end of the stream come here
+                # with fast reads left (see try_read), and need not wait or
+                # yield: each counts against the budget, so that they yield
+                # every READS_PER_CHECKPOINT-th read too, mixed or not.
                 tried = False
-                self._reads_after_end += 1
-                yield_first = (
-                    self._fast_reads <= 0
-                    or self._reads_after_end % READS_PER_CHECKPOINT == 0
-                )
                 self._raise_if_unreadable()
-                # This read counts against the fast reads' budget: a mix of
-                # fast reads and reads that come here must yield too.
                 if not yield_first:
                     refill = self._fast_reads - 1
-                self._set_fast_reads(0)  # no fast reads while this one runs
+            self._set_fast_reads(0)  # no fast reads while this one runs
             frames = self.frames
             if yield_first:
                 await anyio.lowlevel.checkpoint()
