@@ -373,3 +373,10 @@ def channel_of(end: Any) -> Channel:
     channel = end._channel
     assert isinstance(channel, Channel)
     return channel
+
+
+def on_asyncio() -> bool:
+    """Whether the running backend is asyncio (with or without uvloop)."""
+    import sniffio
+
+    return sniffio.current_async_library() == "asyncio"

@@ -29,13 +29,7 @@ from anytcpip._receive import receives_losslessly
 from anytcpip._socket_options import raw_socket
 from anytcpip._tcp_connect import _backend_connect, _ip_literal, connect_tcp
 from anytcpip._workarounds import bound_read_queue, pause_reading_after_accept
-from helpers import TIMEOUT, channel_of
-
-
-def on_asyncio() -> bool:
-    import sniffio
-
-    return sniffio.current_async_library() == "asyncio"
+from helpers import TIMEOUT, channel_of, on_asyncio
 
 
 @asynccontextmanager

@@ -44,6 +44,7 @@ from helpers import (
     channel_of,
     connected_pair,
     counted_memory_pair,
+    on_asyncio,
     reset_socket,
     reset_while_blocked,
 )
@@ -265,6 +266,42 @@ async def _cancel_readers_inside_receive() -> None:
                 else:
                     await client.write_str(f"message {i}")
                     assert await server.read_str() == f"message {i}"
+
+
+@pytest.mark.parametrize("passes", [0, 1, 2, 3])
+async def test_reader_cancelled_by_its_task_as_data_arrives_loses_nothing(
+    passes: int,
+) -> None:
+    """``Task.cancel()`` (``asyncio.wait_for``'s timeout) at any point of a read.
+
+    On asyncio and uvloop a waiting reader's chunk is fed to the buffer by
+    the stream's protocol, before the reader resumes: cancelled after the
+    chunk arrived and before it ran, the reader loses nothing either. The
+    cancel comes ``passes`` loop passes after the peer wrote, so it falls
+    before the chunk arrived, after it was fed, or after the reader read it.
+    """
+    if not on_asyncio():
+        pytest.skip("Task.cancel() is asyncio's; cancel scopes are tested above")
+    import asyncio
+
+    async with connected_pair() as (server, client):
+        with anyio.fail_after(TIMEOUT):
+            await client.write_str("first")
+            assert await server.read_str() == "first"  # the role is the reader's
+            sent = len(b"first\r\n")
+            for i in range(30):
+                reader = asyncio.ensure_future(server.read_str())
+                await anyio.wait_all_tasks_blocked()
+                await client.write_str(f"message {i}")
+                sent += len(f"message {i}\r\n")
+                for _ in range(passes + i % 3):
+                    await asyncio.sleep(0)
+                reader.cancel()
+                try:
+                    assert await reader == f"message {i}"  # it was done already
+                except asyncio.CancelledError:
+                    assert await server.read_str() == f"message {i}"
+            assert server.stats.bytes_received == sent
 
 
 async def test_second_reader_is_refused_while_the_first_receives() -> None:

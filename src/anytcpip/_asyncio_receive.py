@@ -39,6 +39,13 @@ policy:
   creates a future all the same, looks up the running loop (a ``getpid``
   system call per message on Python 3.11) and keeps a list of waiters,
   which its ``set`` walks;
+- a reader waiting for a message uses :meth:`DirectReceiver.fill`
+  instead: the chunk that arrives for it goes from the protocol's
+  ``data_received`` straight into the receive side's buffer (``Sink``),
+  without passing through anyio's queue, and the reader resumes to parse
+  it. A command/reply round trip runs 8 % fewer instructions on uvloop
+  (callgrind, benchmark C's client: 61,000 to 56,000), with the reader's
+  steps joined into one coroutine (``ReceiveSide.read_slow``), 12 %;
 - end of stream, a broken connection and a closed stream raise what anyio
   raises (``EndOfStream``, ``BrokenResourceError`` from the cause,
   ``ClosedResourceError``), after a checkpoint, as anyio's does;
@@ -66,7 +73,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -75,7 +82,7 @@ import anyio.lowlevel
 from ._constants import RECEIVE_CHUNK_SIZE
 from ._workarounds import pause_reading_after_accept
 
-__all__ = ["QUIET_RECEIVES", "READ_AHEAD", "DirectReceiver", "direct_receiver"]
+__all__ = ["QUIET_RECEIVES", "READ_AHEAD", "DirectReceiver", "Sink", "direct_receiver"]
 
 QUIET_RECEIVES = 2
 """Waiting receives in a row, with no chunk arriving in between, before the
@@ -105,11 +112,23 @@ _PROTOCOL_NAMES = (
 _TRANSPORT_NAMES = ("is_closing", "resume_reading", "pause_reading", "set_protocol")
 
 
+class Sink(Protocol):
+    """What :meth:`DirectReceiver.fill` feeds (the receive side's ``FrameBuffer``)."""
+
+    @property
+    def eof(self) -> bool:
+        """Whether end of stream was fed (then nothing more may be)."""
+
+    def feed(self, data: bytes | bytearray) -> None:
+        """Append received bytes (never empty)."""
+
+
 class DirectReceiver:
     """Receive from anyio's asyncio stream, keeping the transport reading."""
 
     __slots__ = (
         "_bulk",
+        "_feed_to",
         "_keep",
         "_loop",
         "_protocol",
@@ -133,8 +152,11 @@ class DirectReceiver:
         self._protocol = protocol
         self._loop = loop
         self._queue: deque[bytes] = protocol.read_queue
-        # The future a waiting receive awaits (None: nobody waits).
-        self._waiter: asyncio.Future[None] | None = None
+        # The future a waiting receive or fill awaits (None: nobody waits);
+        # its result says whether data_received fed the fill's buffer.
+        self._waiter: asyncio.Future[bool] | None = None
+        # The buffer of a waiting fill (None: a receive waits, or nobody).
+        self._feed_to: Sink | None = None
         self._keep = False  # the transport may read on after the next chunk
         # Set by the caller before each receive: False when the chunk may
         # fill its buffer, so that nothing more is read into anyio's queue.
@@ -146,16 +168,29 @@ class DirectReceiver:
         self._bulk = False
 
     def data_received(self, data: bytes | bytearray) -> None:
-        """Queue a chunk; wake a waiting receive, or pause (the protocol's hook)."""
-        queue = self._queue
-        # Proactor loops pass a bytearray (anyio's protocol converted it too).
-        queue.append(data if type(data) is bytes else bytes(data))
-        if self.wake():
-            # The waiting receive takes it. (A cancelled one takes nothing:
-            # the chunk stays queued for the next receive, as below.)
+        """Hand a chunk to a waiting receive or fill, or queue it and pause.
+
+        The protocol's hook. A waiting :meth:`fill` gets the chunk in its
+        buffer; a waiting :meth:`receive` (and nobody) finds it queued.
+        """
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            # Somebody waits. (A cancelled one does not: its future is done,
+            # and the chunk is queued for the next receive, as below.)
+            self._waiter = None
+            frames = self._feed_to
+            if frames is None:
+                # Proactor loops pass a bytearray (anyio's protocol converted
+                # it too).
+                self._queue.append(data if type(data) is bytes else bytes(data))
+            elif not frames.eof:  # else: arrived after the end was recorded
+                frames.feed(data)
+            waiter.set_result(True)
             if self._keep or (self._bulk and self.read_on):
                 return
         else:
+            queue = self._queue
+            queue.append(data if type(data) is bytes else bytes(data))
             self._quiet = 0  # data streams in while the caller is busy
             if self._bulk and self.read_on and sum(map(len, queue)) < READ_AHEAD:
                 return
@@ -172,12 +207,61 @@ class DirectReceiver:
         if waiter is None or waiter.done():
             return False
         self._waiter = None
-        waiter.set_result(None)
+        waiter.set_result(False)  # nothing fed: a fill looks at the queue
         return True
 
     def pause(self) -> None:
         """Stop reading now: nobody will receive for a while (the buffer is full)."""
         self._transport.pause_reading()
+
+    async def fill(self, frames: Sink) -> None:
+        """Wait for a chunk and feed it to ``frames`` (a reader's wait).
+
+        :meth:`receive` without the detour through anyio's queue: the chunk
+        that arrives for the waiting fill goes straight into ``frames``,
+        from the protocol's hook, and a chunk queued before the call is fed
+        after a checkpoint. At the end of the stream it raises what
+        :meth:`receive` raises. Cancel-safe: a cancelled fill fed nothing, or
+        what it fed is in ``frames``. Nothing is fed once ``frames`` has its
+        end of stream (the chunk arrived after the end was recorded).
+        """
+        queue = self._queue
+        self._bulk = False
+        if not queue:
+            transport = self._transport
+            if not transport.is_closing() and not self._protocol.is_at_eof:
+                transport.resume_reading()  # as in receive
+                quiet = self._quiet = self._quiet + 1
+                self._keep = quiet >= QUIET_RECEIVES and self.read_on
+                waiter = self._waiter = self._loop.create_future()
+                self._feed_to = frames
+                try:
+                    if await waiter:
+                        return  # data_received fed it
+                finally:
+                    self._waiter = self._feed_to = None
+            else:
+                await anyio.lowlevel.checkpoint()  # as in receive
+        else:
+            await anyio.lowlevel.checkpoint()
+        # Nothing is awaited from here on: a cancelled fill fed nothing.
+        if not queue:
+            raise self._ended()
+        if not frames.eof:
+            for chunk in queue:
+                frames.feed(chunk)
+        queue.clear()
+
+    def _ended(self) -> Exception:
+        """Return what a receive raises when nothing more will arrive (as anyio's)."""
+        if self._stream._closed:
+            return anyio.ClosedResourceError()
+        exception = self._protocol.exception
+        if exception:
+            error = anyio.BrokenResourceError()
+            error.__cause__ = exception
+            return error
+        return anyio.EndOfStream()
 
     async def receive(self, max_bytes: int) -> bytes:
         """Like ``anyio.abc.ByteReceiveStream.receive`` (see above)."""
@@ -206,14 +290,9 @@ class DirectReceiver:
         else:
             await anyio.lowlevel.checkpoint()
         # Nothing is awaited from here on: a cancelled receive took nothing.
-        try:
-            chunk: bytes = queue.popleft()
-        except IndexError:
-            if self._stream._closed:
-                raise anyio.ClosedResourceError from None
-            if self._protocol.exception:
-                raise anyio.BrokenResourceError from self._protocol.exception
-            raise anyio.EndOfStream from None
+        if not queue:
+            raise self._ended()
+        chunk: bytes = queue.popleft()
         if len(chunk) > max_bytes:
             chunk, leftover = chunk[:max_bytes], chunk[max_bytes:]
             queue.appendleft(leftover)

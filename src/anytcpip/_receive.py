@@ -33,6 +33,7 @@ from ._exceptions import (
 )
 from ._framing import NEED_DATA, FrameBuffer, NeedData
 from ._receive_role import (
+    _RECEIVE_ERRORS,
     HIGH_WATER_MARK,
     LOW_WATER_MARK,
     RECEIVE_LINGER,
@@ -347,6 +348,77 @@ class ReceiveSide(ReceiveRole):
         """
         if self._reading:
             raise anyio.BusyResourceError("reading from")
+        receiver = self._receiver
+        if (
+            receiver is None
+            or bulk
+            or self._fast_reads <= 0
+            or not self._open
+            or self._receiving
+        ):
+            return await self._read_waiting(parse, wanted, bulk, tried=True)
+        # The commonest wait (command/reply on asyncio and uvloop): the
+        # steps of the loop's first turn (_read_waiting: let the send side
+        # send, take the role, receive, keep the role for the linger,
+        # parse), with the chunk fed to the buffer by the stream's protocol
+        # (DirectReceiver.fill), in one coroutine.
+        self._reading = self._receiving = True
+        # No fast reads while this one runs (_set_fast_reads(0), inlined).
+        self._messages += self._fast_budget - self._fast_reads
+        self._fast_budget = self._fast_reads = 0
+        frames = self.frames
+        before = len(frames)
+        try:
+            self._before_wait()
+            # _before_receive(), inlined.
+            receiver.read_on = before + RECEIVE_CHUNK_SIZE < HIGH_WATER_MARK
+            try:
+                await receiver.fill(frames)
+            except _RECEIVE_ERRORS as exc:
+                self._lost(exc)
+            finally:
+                self._receiving = False
+                self._keep_role()
+                fed = len(frames) - before  # counted even if cancelled
+                if fed:
+                    self.bytes_received += fed
+                    self.last_received = self._received_at = (
+                        self._readers_until - RECEIVE_LINGER
+                    )
+            if fed and self._open:
+                try:
+                    result = parse(frames)
+                except IncompleteReadError as exc:  # pragma: no cover - no end yet
+                    if self._reset:
+                        self._say_reset(exc)
+                    raise
+                if result is not NEED_DATA:
+                    self._messages += 1
+                    if self._space_waiter is not None:
+                        self._release_space()
+                    return result
+        finally:
+            self._reading = False
+            if self._open or not self._closed_here:
+                # Nothing was read fast meanwhile: _set_fast_reads, inlined.
+                self._fast_budget = self._fast_reads = READS_PER_CHECKPOINT
+        # A partial message (parsed: nothing changed since), nothing fed (the
+        # fast path's parse stands), or down (parsed again): the loop.
+        return await self._read_waiting(parse, wanted, 0, tried=self._open)
+
+    async def _read_waiting(
+        self,
+        parse: Callable[[FrameBuffer], _T | NeedData],
+        wanted: int,
+        bulk: int,
+        *,
+        tried: bool,
+    ) -> _T:
+        """:meth:`read_slow`'s loop: receive, or wait for the pump, until parsed.
+
+        ``tried``: the last parse found nothing, and nothing changed since
+        (unless it is time to yield, or the connection is down).
+        """
         self._reading = True
         try:
             # While the connection is open, nothing is unreadable: this end
@@ -357,7 +429,7 @@ class ReceiveSide(ReceiveRole):
             if self._open:
                 # The fast path parsed just now and found nothing, unless it
                 # was skipped.
-                tried = not yield_first
+                tried = tried and not yield_first
             else:
                 # Down: reads that may meet the end of the stream come here
                 # with fast reads left (see try_read), and need not wait or
