@@ -137,6 +137,7 @@ class DirectReceiver:
         "_stream",
         "_transport",
         "_waiter",
+        "fed",
         "read_on",
     )
 
@@ -157,6 +158,7 @@ class DirectReceiver:
         self._waiter: asyncio.Future[bool] | None = None
         # The buffer of a waiting fill (None: a receive waits, or nobody).
         self._feed_to: Sink | None = None
+        self.fed = 0  # bytes fed to fills' buffers so far
         self._keep = False  # the transport may read on after the next chunk
         # Set by the caller before each receive: False when the chunk may
         # fill its buffer, so that nothing more is read into anyio's queue.
@@ -185,6 +187,7 @@ class DirectReceiver:
                 self._queue.append(data if type(data) is bytes else bytes(data))
             elif not frames.eof:  # else: arrived after the end was recorded
                 frames.feed(data)
+                self.fed += len(data)
             waiter.set_result(True)
             if self._keep or (self._bulk and self.read_on):
                 return
@@ -250,6 +253,7 @@ class DirectReceiver:
         if not frames.eof:
             for chunk in queue:
                 frames.feed(chunk)
+                self.fed += len(chunk)
         queue.clear()
 
     def _ended(self) -> Exception:

@@ -367,11 +367,11 @@ class ReceiveSide(ReceiveRole):
         self._messages += self._fast_budget - self._fast_reads
         self._fast_budget = self._fast_reads = 0
         frames = self.frames
-        before = len(frames)
+        before = receiver.fed
         try:
             self._before_wait()
             # _before_receive(), inlined.
-            receiver.read_on = before + RECEIVE_CHUNK_SIZE < HIGH_WATER_MARK
+            receiver.read_on = len(frames) + RECEIVE_CHUNK_SIZE < HIGH_WATER_MARK
             try:
                 await receiver.fill(frames)
             except _RECEIVE_ERRORS as exc:
@@ -379,7 +379,7 @@ class ReceiveSide(ReceiveRole):
             finally:
                 self._receiving = False
                 self._keep_role()
-                fed = len(frames) - before  # counted even if cancelled
+                fed = receiver.fed - before  # counted even if cancelled
                 if fed:
                     self.bytes_received += fed
                     self.last_received = self._received_at = (

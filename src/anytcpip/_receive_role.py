@@ -181,7 +181,8 @@ class ReceiveRole:
         # connect/close) never needs it.
         self._pump_scope: anyio.CancelScope | None = None
         self._park_waiter: anyio.Event | None = None  # the pump is parked
-        self._park: anyio.CancelScope | None = None  # its linger deadline
+        # The pump's park while it has no deadline (a reader receives).
+        self._park: anyio.CancelScope | None = None
         self._space_waiter: anyio.Event | None = None  # the buffer is full
         # While the pump waits for room: bytes reads must still take before
         # the buffer can be below LOW_WATER_MARK (counted down by fast
@@ -353,8 +354,8 @@ class ReceiveRole:
         self._park_extension = 0.0
         while True:
             with anyio.CancelScope(deadline=deadline) as park:
-                if not full:
-                    self._park = park
+                if not full and deadline == math.inf:
+                    self._park = park  # for _keep_role to set its deadline
                 try:
                     await waiter.wait()
                 finally:
@@ -467,12 +468,13 @@ class ReceiveRole:
         """Keep the role with the readers for the linger; move the pump's deadline."""
         self._readers_until = time.monotonic() + RECEIVE_LINGER
         park = self._park
-        if park is not None and park.deadline == math.inf:
+        if park is not None:
             # Parked while a reader received: wake it at the end of the
             # linger (plus the extension of a busy, watched connection). A
             # finite deadline is left alone (a timer per read would cost
             # more); the pump re-parks if it is early.
             park.deadline = anyio.current_time() + RECEIVE_LINGER + self._park_extension
+            self._park = None
 
     async def _wait_for_pump(self, wanted: int) -> None:
         """Wait for the pump to receive (it holds the role, or must take it)."""
