@@ -304,6 +304,18 @@ async def test_reader_cancelled_by_its_task_as_data_arrives_loses_nothing(
             assert server.stats.bytes_received == sent
 
 
+async def test_last_received_is_when_the_reader_received_whatever_the_linger() -> None:
+    """``stats.last_received`` is never in the future (it once added the linger)."""
+    with linger(60.0):
+        async with connected_pair() as (server, client):
+            with anyio.fail_after(TIMEOUT):
+                for i in range(3):
+                    await client.write_str(f"m{i}")
+                    assert await server.read_str() == f"m{i}"
+                    last = server.stats.last_received
+                    assert last is not None and last <= time.monotonic()
+
+
 async def test_second_reader_is_refused_while_the_first_receives() -> None:
     async with connected_pair() as (server, client):
         with anyio.fail_after(TIMEOUT):

@@ -43,9 +43,10 @@ policy:
   instead: the chunk that arrives for it goes from the protocol's
   ``data_received`` straight into the receive side's buffer (``Sink``),
   without passing through anyio's queue, and the reader resumes to parse
-  it. A command/reply round trip runs 8 % fewer instructions on uvloop
-  (callgrind, benchmark C's client: 61,000 to 56,000), with the reader's
-  steps joined into one coroutine (``ReceiveSide.read_slow``), 12 %;
+  it. With the reader's steps joined into one coroutine
+  (``ReceiveSide.read_slow``), a command/reply round trip runs 15 % fewer
+  instructions on uvloop (callgrind, benchmark C's client: 61,000 to
+  51,900);
 - end of stream, a broken connection and a closed stream raise what anyio
   raises (``EndOfStream``, ``BrokenResourceError`` from the cause,
   ``ClosedResourceError``), after a checkpoint, as anyio's does;

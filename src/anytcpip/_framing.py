@@ -315,10 +315,21 @@ class FrameBuffer:
         LimitOverrunError, IncompleteReadError
             As :meth:`next_line`.
         """
+        chunks = self._chunks
+        tlen = len(terminator)
+        if len(chunks) == 1 and skip is None:
+            # One chunk as received, nothing before it (chunks follow
+            # nothing): a reply that arrived for a waiting reader, the
+            # commonest case of command/reply traffic. Just one message?
+            chunk = chunks[0]
+            idx = chunk.find(terminator, 0, self.max_line_length + tlen)
+            if idx >= 0 and idx + tlen == len(chunk):
+                chunks.clear()
+                self._chunked = 0
+                return chunk[:idx].decode(encoding)  # consumed even if this raises
         lines = self.lines
         if lines and self.lines_term != terminator:
             self._unsplit()
-        tlen = len(terminator)
         while True:
             if lines:  # the fast path: a message split off earlier
                 line: bytes | bytearray = lines.popleft()

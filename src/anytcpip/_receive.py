@@ -348,7 +348,7 @@ class ReceiveSide(ReceiveRole):
         """
         if self._reading:
             raise anyio.BusyResourceError("reading from")
-        receiver = self._receiver
+        receiver = self._fed_by
         if (
             receiver is None
             or bulk
@@ -362,7 +362,7 @@ class ReceiveSide(ReceiveRole):
         # send, take the role, receive, keep the role for the linger,
         # parse), with the chunk fed to the buffer by the stream's protocol
         # (DirectReceiver.fill), in one coroutine.
-        self._reading = self._receiving = True
+        self._reading = True
         # No fast reads while this one runs (_set_fast_reads(0), inlined).
         self._messages += self._fast_budget - self._fast_reads
         self._fast_budget = self._fast_reads = 0
@@ -372,19 +372,18 @@ class ReceiveSide(ReceiveRole):
             self._before_wait()
             # _before_receive(), inlined.
             receiver.read_on = len(frames) + RECEIVE_CHUNK_SIZE < HIGH_WATER_MARK
+            self._receiving = True
             try:
                 await receiver.fill(frames)
             except _RECEIVE_ERRORS as exc:
                 self._lost(exc)
             finally:
                 self._receiving = False
-                self._keep_role()
+                received_at = self._keep_role()
                 fed = receiver.fed - before  # counted even if cancelled
                 if fed:
                     self.bytes_received += fed
-                    self.last_received = self._received_at = (
-                        self._readers_until - RECEIVE_LINGER
-                    )
+                    self.last_received = self._received_at = received_at
             if fed and self._open:
                 try:
                     result = parse(frames)

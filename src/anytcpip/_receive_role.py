@@ -169,6 +169,9 @@ class ReceiveRole:
         # elsewhere anyio's own, with its queue bounded to one chunk.
         receiver = direct_receiver(stream)
         self._receiver: DirectReceiver | None = receiver
+        # The receiver through which readers may receive themselves (see
+        # ReceiveSide.read_slow): only from anyio's own streams.
+        self._fed_by: DirectReceiver | None = receiver if self._direct else None
         self._receive: Callable[[int], Awaitable[bytes]] = (
             stream.receive if receiver is None else receiver.receive
         )
@@ -459,14 +462,18 @@ class ReceiveRole:
             return b""
         finally:
             self._receiving = False
-            self._keep_role()
+            received_at = self._keep_role()
         self._receive_size = _size_after(len(data))
-        self._received_at = self._readers_until - RECEIVE_LINGER
+        self._received_at = received_at
         return data
 
-    def _keep_role(self) -> None:
-        """Keep the role with the readers for the linger; move the pump's deadline."""
-        self._readers_until = time.monotonic() + RECEIVE_LINGER
+    def _keep_role(self) -> float:
+        """Keep the role with the readers for the linger; move the pump's deadline.
+
+        Returns the ``time.monotonic()`` it took: when the reader received.
+        """
+        now = time.monotonic()
+        self._readers_until = now + RECEIVE_LINGER
         park = self._park
         if park is not None:
             # Parked while a reader received: wake it at the end of the
@@ -475,6 +482,7 @@ class ReceiveRole:
             # more); the pump re-parks if it is early.
             park.deadline = anyio.current_time() + RECEIVE_LINGER + self._park_extension
             self._park = None
+        return now
 
     async def _wait_for_pump(self, wanted: int) -> None:
         """Wait for the pump to receive (it holds the role, or must take it)."""
