@@ -23,7 +23,12 @@ import anyio.streams.stapled
 import pytest
 
 from anytcpip import Client, OneClientServer
-from anytcpip._asyncio_receive import QUIET_RECEIVES, DirectReceiver, direct_receiver
+from anytcpip._asyncio_receive import (
+    QUIET_RECEIVES,
+    SMALL_READ_SIZE,
+    DirectReceiver,
+    direct_receiver,
+)
 from anytcpip._direct_send import direct_sender
 from anytcpip._receive import receives_losslessly
 from anytcpip._socket_options import raw_socket
@@ -201,6 +206,46 @@ async def test_a_command_reply_exchange_never_pauses_the_transport() -> None:
                     # first exchanges pause it: they might be a stream.)
                     if i > QUIET_RECEIVES:
                         assert transport.is_reading(), f"paused after reply {i}"
+
+
+async def test_selector_transports_read_small_chunks_until_a_stream_comes() -> None:
+    """64 KiB per recv in command/reply traffic (no mmap), 256 KiB in a stream."""
+    if not on_asyncio():
+        pytest.skip("asyncio only: trio has no transport")
+    async with OneClientServer(port=0) as server:
+        async with Client("127.0.0.1", server.port) as client:
+            with anyio.fail_after(TIMEOUT):
+                await server.wait_connected()
+            transport = channel_of(server).stream._transport  # type: ignore[attr-defined]
+            if getattr(type(transport), "max_size", None) is None:
+                pytest.skip("this loop's transport reads into a buffer of its own")
+
+            async def exchange(i: int) -> None:
+                await client.write_str(f"command {i}")
+                assert await server.read_str() == f"command {i}"
+
+            protocol = channel_of(server).stream._protocol  # type: ignore[attr-defined]
+            sizes: list[int] = []
+            data_received = protocol.data_received
+
+            def record(data: bytes) -> None:
+                sizes.append(len(data))
+                data_received(data)
+
+            protocol.data_received = record
+            transport.set_protocol(protocol)  # as uvloop would need
+            with anyio.fail_after(TIMEOUT):
+                await exchange(0)
+                assert transport.max_size == SMALL_READ_SIZE
+                payload = bytes(range(256)) * 4096 * 4  # 4 MiB: a stream
+                async with anyio.create_task_group() as task_group:
+                    task_group.start_soon(client.write, payload)
+                    assert await server.readexactly(len(payload)) == payload
+                # A full small read switched to large ones.
+                assert max(sizes) > SMALL_READ_SIZE, sizes
+                await exchange(1)
+                assert transport.max_size == SMALL_READ_SIZE
+                assert sizes[-1] < SMALL_READ_SIZE
 
 
 async def test_a_stream_is_received_in_chunks_the_kernel_gathered(

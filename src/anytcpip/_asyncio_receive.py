@@ -83,7 +83,14 @@ import anyio.lowlevel
 from ._constants import RECEIVE_CHUNK_SIZE
 from ._workarounds import pause_reading_after_accept
 
-__all__ = ["QUIET_RECEIVES", "READ_AHEAD", "DirectReceiver", "Sink", "direct_receiver"]
+__all__ = [
+    "QUIET_RECEIVES",
+    "READ_AHEAD",
+    "SMALL_READ_SIZE",
+    "DirectReceiver",
+    "Sink",
+    "direct_receiver",
+]
 
 QUIET_RECEIVES = 2
 """Waiting receives in a row, with no chunk arriving in between, before the
@@ -101,6 +108,22 @@ bulk read takes what is queued (joined, up to its size). Halved the time
 per read on uvloop (benchmark A: 590 to 1,000 MB/s). Off again at the first
 receive that is not a bulk read, such as the pump's: the queue then holds at
 most this plus one chunk, and drains into the receive side's buffer."""
+
+SMALL_READ_SIZE = 64 * 1024
+"""Bytes a selector loop's transport asks ``recv`` for in command/reply traffic.
+
+asyncio's selector transport receives with ``sock.recv(max_size)``, 256 KiB
+by default, which allocates that much and shrinks it to what arrived.
+256 KiB is above glibc's threshold for ``mmap`` (128 KiB): whenever the
+heap's free top is smaller than that, as after the heap was trimmed, each
+receive costs an ``mmap``, an ``mremap`` and a ``munmap`` system call
+(strace of benchmark C's client: asyncio streams in every run, anytcpip
+in one run of seven, 5,000 of each per 5,000 round trips). With this
+size the buffer always comes from the heap. After a chunk of this size
+or more (a stream), the transport reads
+:data:`~anytcpip._constants.RECEIVE_CHUNK_SIZE` again, until a smaller
+chunk arrives. uvloop reads into a buffer of its own, and is left alone.
+"""
 
 _PROTOCOL_NAMES = (
     "read_queue",
@@ -131,10 +154,12 @@ class DirectReceiver:
         "_bulk",
         "_feed_to",
         "_keep",
+        "_large",
         "_loop",
         "_protocol",
         "_queue",
         "_quiet",
+        "_sized",
         "_stream",
         "_transport",
         "_waiter",
@@ -169,6 +194,12 @@ class DirectReceiver:
         self._quiet = 0
         # The last receive was a bulk read: the transport may read ahead.
         self._bulk = False
+        # A selector loop's transport, whose recv size is set here (see
+        # SMALL_READ_SIZE), and whether it is RECEIVE_CHUNK_SIZE now.
+        self._sized = isinstance(getattr(type(transport), "max_size", None), int)
+        self._large = False
+        if self._sized:
+            transport.max_size = SMALL_READ_SIZE
 
     def data_received(self, data: bytes | bytearray) -> None:
         """Hand a chunk to a waiting receive or fill, or queue it and pause.
@@ -176,6 +207,13 @@ class DirectReceiver:
         The protocol's hook. A waiting :meth:`fill` gets the chunk in its
         buffer; a waiting :meth:`receive` (and nobody) finds it queued.
         """
+        if self._sized:  # see SMALL_READ_SIZE
+            large = len(data) >= SMALL_READ_SIZE
+            if large is not self._large:
+                self._large = large
+                self._transport.max_size = (
+                    RECEIVE_CHUNK_SIZE if large else SMALL_READ_SIZE
+                )
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             # Somebody waits. (A cancelled one does not: its future is done,
