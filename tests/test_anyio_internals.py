@@ -34,7 +34,7 @@ from anytcpip._receive import receives_losslessly
 from anytcpip._socket_options import raw_socket
 from anytcpip._tcp_connect import _backend_connect, _ip_literal, connect_tcp
 from anytcpip._workarounds import bound_read_queue, pause_reading_after_accept
-from helpers import TIMEOUT, channel_of, on_asyncio
+from helpers import TIMEOUT, channel_of, connected_pair, on_asyncio
 
 
 @asynccontextmanager
@@ -212,40 +212,37 @@ async def test_selector_transports_read_small_chunks_until_a_stream_comes() -> N
     """64 KiB per recv in command/reply traffic (no mmap), 256 KiB in a stream."""
     if not on_asyncio():
         pytest.skip("asyncio only: trio has no transport")
-    async with OneClientServer(port=0) as server:
-        async with Client("127.0.0.1", server.port) as client:
-            with anyio.fail_after(TIMEOUT):
-                await server.wait_connected()
-            transport = channel_of(server).stream._transport  # type: ignore[attr-defined]
-            if getattr(type(transport), "max_size", None) is None:
-                pytest.skip("this loop's transport reads into a buffer of its own")
+    async with connected_pair() as (server, client):
+        transport = channel_of(server).stream._transport  # type: ignore[attr-defined]
+        if getattr(type(transport), "max_size", None) is None:
+            pytest.skip("this loop's transport reads into a buffer of its own")
+        protocol = channel_of(server).stream._protocol  # type: ignore[attr-defined]
+        sizes: list[int] = []
+        data_received = protocol.data_received
 
-            async def exchange(i: int) -> None:
-                await client.write_str(f"command {i}")
-                assert await server.read_str() == f"command {i}"
+        def record(data: bytes) -> None:
+            sizes.append(len(data))
+            data_received(data)
 
-            protocol = channel_of(server).stream._protocol  # type: ignore[attr-defined]
-            sizes: list[int] = []
-            data_received = protocol.data_received
+        protocol.data_received = record
+        transport.set_protocol(protocol)  # as uvloop would need
 
-            def record(data: bytes) -> None:
-                sizes.append(len(data))
-                data_received(data)
+        async def exchange(i: int) -> None:
+            await client.write_str(f"command {i}")
+            assert await server.read_str() == f"command {i}"
 
-            protocol.data_received = record
-            transport.set_protocol(protocol)  # as uvloop would need
-            with anyio.fail_after(TIMEOUT):
-                await exchange(0)
-                assert transport.max_size == SMALL_READ_SIZE
-                payload = bytes(range(256)) * 4096 * 4  # 4 MiB: a stream
-                async with anyio.create_task_group() as task_group:
-                    task_group.start_soon(client.write, payload)
-                    assert await server.readexactly(len(payload)) == payload
-                # A full small read switched to large ones.
-                assert max(sizes) > SMALL_READ_SIZE, sizes
-                await exchange(1)
-                assert transport.max_size == SMALL_READ_SIZE
-                assert sizes[-1] < SMALL_READ_SIZE
+        with anyio.fail_after(TIMEOUT):
+            await exchange(0)
+            assert transport.max_size == SMALL_READ_SIZE
+            payload = bytes(range(256)) * 4096 * 4  # 4 MiB: a stream
+            async with anyio.create_task_group() as task_group:
+                task_group.start_soon(client.write, payload)
+                assert await server.readexactly(len(payload)) == payload
+            # A full small read switched to large ones.
+            assert max(sizes) > SMALL_READ_SIZE, sizes
+            await exchange(1)
+            assert transport.max_size == SMALL_READ_SIZE
+            assert sizes[-1] < SMALL_READ_SIZE
 
 
 async def test_a_stream_is_received_in_chunks_the_kernel_gathered(
