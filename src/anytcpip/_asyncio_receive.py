@@ -256,39 +256,50 @@ class DirectReceiver:
         """Stop reading now: nobody will receive for a while (the buffer is full)."""
         self._transport.pause_reading()
 
-    async def fill(self, frames: Sink) -> None:
+    async def fill(self, frames: Sink | None, bulk: bool = False) -> None:
         """Wait for a chunk and feed it to ``frames`` (a reader's wait).
 
         :meth:`receive` without the detour through anyio's queue: the chunk
         that arrives for the waiting fill goes straight into ``frames``,
         from the protocol's hook, and a chunk queued before the call is fed
-        after a checkpoint. At the end of the stream it raises what
-        :meth:`receive` raises. Cancel-safe: a cancelled fill fed nothing, or
-        what it fed is in ``frames``. Nothing is fed once ``frames`` has its
-        end of stream (the chunk arrived after the end was recorded).
+        after a checkpoint. With ``frames`` None (:meth:`receive`'s wait) the
+        chunk is left queued. ``bulk``: the caller is a bulk read, ahead of
+        which the transport may read (see :data:`READ_AHEAD`). At the end of
+        the stream it raises what :meth:`receive` raises. Cancel-safe: a
+        cancelled fill fed nothing, or what it fed is in ``frames``. Nothing
+        is fed once ``frames`` has its end of stream (the chunk arrived after
+        the end was recorded).
         """
         queue = self._queue
-        self._bulk = False
+        self._bulk = bulk
         if not queue:
             transport = self._transport
             if not transport.is_closing() and not self._protocol.is_at_eof:
-                transport.resume_reading()  # as in receive
+                transport.resume_reading()  # a no-op unless a chunk paused it
+                # Read on after the chunk only in command/reply traffic: in a
+                # stream, pausing lets the kernel gather data into fewer,
+                # larger chunks (as anyio's receive does).
                 quiet = self._quiet = self._quiet + 1
                 self._keep = quiet >= QUIET_RECEIVES and self.read_on
                 waiter = self._waiter = self._loop.create_future()
                 self._feed_to = frames
                 try:
                     if await waiter:
-                        return  # data_received fed it
+                        return  # data_received fed it (or queued it)
                 finally:
                     self._waiter = self._feed_to = None
             else:
-                await anyio.lowlevel.checkpoint()  # as in receive
+                # Ended: a checkpoint all the same (as anyio's receive), which
+                # also lets a connection_lost the loop has scheduled (a reset
+                # found by a write) record its cause before this raises.
+                await anyio.lowlevel.checkpoint()
         else:
             await anyio.lowlevel.checkpoint()
         # Nothing is awaited from here on: a cancelled fill fed nothing.
         if not queue:
             raise self._ended()
+        if frames is None:
+            return  # receive takes it
         if not frames.eof:
             for chunk in queue:
                 frames.feed(chunk)
@@ -308,33 +319,10 @@ class DirectReceiver:
 
     async def receive(self, max_bytes: int) -> bytes:
         """Like ``anyio.abc.ByteReceiveStream.receive`` (see above)."""
+        await self.fill(None, max_bytes > RECEIVE_CHUNK_SIZE)
+        # Something is queued (or fill raised), and nothing is awaited from
+        # here on: a cancelled receive took nothing.
         queue = self._queue
-        self._bulk = max_bytes > RECEIVE_CHUNK_SIZE
-        if not queue:
-            protocol = self._protocol
-            transport = self._transport
-            if not transport.is_closing() and not protocol.is_at_eof:
-                transport.resume_reading()  # a no-op unless a chunk paused it
-                # Read on after the chunk only in command/reply traffic: in a
-                # stream, pausing lets the kernel gather data into fewer,
-                # larger chunks (as anyio's receive does).
-                quiet = self._quiet = self._quiet + 1
-                self._keep = quiet >= QUIET_RECEIVES and self.read_on
-                waiter = self._waiter = self._loop.create_future()
-                try:
-                    await waiter
-                finally:
-                    self._waiter = None
-            else:
-                # Ended: a checkpoint all the same (as anyio's receive), which
-                # also lets a connection_lost the loop has scheduled (a reset
-                # found by a write) record its cause before this raises.
-                await anyio.lowlevel.checkpoint()
-        else:
-            await anyio.lowlevel.checkpoint()
-        # Nothing is awaited from here on: a cancelled receive took nothing.
-        if not queue:
-            raise self._ended()
         chunk: bytes = queue.popleft()
         if len(chunk) > max_bytes:
             chunk, leftover = chunk[:max_bytes], chunk[max_bytes:]

@@ -363,14 +363,17 @@ class ReceiveSide(ReceiveRole):
         # parse), with the chunk fed to the buffer by the stream's protocol
         # (DirectReceiver.fill), in one coroutine.
         self._reading = True
-        # No fast reads while this one runs (_set_fast_reads(0), inlined).
+        # _set_fast_reads and _before_receive are inlined below: calling
+        # them made C's round trip 5 % dearer on uvloop (callgrind: 54,900
+        # against 52,000 instructions).
+        # No fast reads while this one runs (_set_fast_reads(0)).
         self._messages += self._fast_budget - self._fast_reads
         self._fast_budget = self._fast_reads = 0
         frames = self.frames
         before = receiver.fed
         try:
             self._before_wait()
-            # _before_receive(), inlined.
+            # _before_receive().
             receiver.read_on = len(frames) + RECEIVE_CHUNK_SIZE < HIGH_WATER_MARK
             self._receiving = True
             try:
@@ -396,7 +399,7 @@ class ReceiveSide(ReceiveRole):
         finally:
             self._reading = False
             if self._open or not self._closed_here:
-                # Nothing was read fast meanwhile: _set_fast_reads, inlined.
+                # Nothing was read fast meanwhile (_set_fast_reads).
                 self._fast_budget = self._fast_reads = READS_PER_CHECKPOINT
         # A partial message (parsed: nothing changed since), nothing fed (the
         # fast path's parse stands), or down (parsed again): the loop.
