@@ -81,7 +81,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._constants import RECEIVE_CHUNK_SIZE
-from ._workarounds import pause_reading_after_accept
+from ._workarounds import Parts, pause_reading_after_accept
 
 __all__ = [
     "QUIET_RECEIVES",
@@ -125,15 +125,20 @@ or more (a stream), the transport reads
 chunk arrives. uvloop reads into a buffer of its own, and is left alone.
 """
 
-_PROTOCOL_NAMES = (
-    "read_queue",
-    "is_at_eof",
-    "exception",
-    "data_received",
-    "eof_received",
-    "connection_lost",
+_PROTOCOL_PARTS = Parts(
+    (
+        "read_queue",
+        "is_at_eof",
+        "exception",
+        "data_received",
+        "eof_received",
+        "connection_lost",
+    ),
+    methods=False,
 )
-_TRANSPORT_NAMES = ("is_closing", "resume_reading", "pause_reading", "set_protocol")
+_TRANSPORT_PARTS = Parts(
+    ("is_closing", "resume_reading", "pause_reading", "set_protocol")
+)
 
 
 class Sink(Protocol):
@@ -351,7 +356,7 @@ def direct_receiver(stream: anyio.abc.ByteStream) -> DirectReceiver | None:
     protocol: Any = getattr(stream, "_protocol", None)
     if transport is None or protocol is None or not hasattr(stream, "_closed"):
         return None  # trio, or a changed anyio
-    if not _has_parts(protocol, transport):
+    if not (_PROTOCOL_PARTS(protocol) and _TRANSPORT_PARTS(transport)):
         return None
     try:
         loop = asyncio.get_running_loop()
@@ -361,27 +366,6 @@ def direct_receiver(stream: anyio.abc.ByteStream) -> DirectReceiver | None:
     _install(protocol, transport, receiver)
     pause_reading_after_accept(stream)
     return receiver
-
-
-_VERIFIED: set[tuple[type, type]] = set()
-"""The (protocol, transport) types found to have every part used here."""
-
-
-def _has_parts(protocol: Any, transport: Any) -> bool:
-    """Whether anyio's protocol and its transport have what the receiver uses.
-
-    Checked once per pair of types (a connect/close cycle spent 5 % of its
-    Python lines checking each connection's).
-    """
-    key = (type(protocol), type(transport))
-    if key in _VERIFIED:
-        return True
-    if not all(hasattr(protocol, name) for name in _PROTOCOL_NAMES):
-        return False
-    if not all(callable(getattr(transport, name, None)) for name in _TRANSPORT_NAMES):
-        return False
-    _VERIFIED.add(key)
-    return True
 
 
 def _install(protocol: Any, transport: Any, receiver: DirectReceiver) -> None:

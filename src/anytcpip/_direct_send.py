@@ -45,6 +45,7 @@ from typing import Any, Protocol
 import anyio.abc
 
 from ._socket_options import raw_socket
+from ._workarounds import Parts
 
 __all__ = ["DirectSender", "direct_sender"]
 
@@ -140,24 +141,8 @@ class _TransportSender:
         return True
 
 
-_VERIFIED: set[type] = set()
-"""Transport types found to have every method :class:`_TransportSender` uses."""
-
-
-def _has_parts(transport: Any, protocol: Any) -> bool:
-    """Whether ``transport`` and anyio's protocol have what the sender uses.
-
-    Remembered per type of transport (anyio has one protocol class).
-    """
-    if type(transport) in _VERIFIED:
-        return True
-    if all(
-        callable(getattr(transport, name, None))
-        for name in ("write", "get_write_buffer_size", "is_closing")
-    ) and callable(getattr(protocol, "resume_writing", None)):
-        _VERIFIED.add(type(transport))
-        return True
-    return False
+_TRANSPORT_PARTS = Parts(("write", "get_write_buffer_size", "is_closing"))
+_PROTOCOL_PARTS = Parts(("resume_writing",))
 
 
 def direct_sender(stream: anyio.abc.ByteStream) -> DirectSender | None:
@@ -167,7 +152,7 @@ def direct_sender(stream: anyio.abc.ByteStream) -> DirectSender | None:
     transport = getattr(stream, "_transport", None)
     if transport is not None:
         protocol = getattr(stream, "_protocol", None)
-        if _has_parts(transport, protocol):
+        if _TRANSPORT_PARTS(transport) and _PROTOCOL_PARTS(protocol):
             return _TransportSender(transport, protocol)
         return None
     sock = raw_socket(stream)
