@@ -225,6 +225,7 @@ class DirectReceiver:
             # and the chunk is queued for the next receive, as below.)
             self._waiter = None
             frames = self._feed_to
+            self._feed_to = None
             if frames is None:
                 # Proactor loops pass a bytearray (anyio's protocol converted
                 # it too).
@@ -253,7 +254,7 @@ class DirectReceiver:
         waiter = self._waiter
         if waiter is None or waiter.done():
             return False
-        self._waiter = None
+        self._waiter = self._feed_to = None
         waiter.set_result(False)  # nothing fed: a fill looks at the queue
         return True
 
@@ -274,33 +275,65 @@ class DirectReceiver:
         cancelled fill fed nothing, or what it fed is in ``frames``. Nothing
         is fed once ``frames`` has its end of stream (the chunk arrived after
         the end was recorded).
+
+        Its steps (:meth:`arm`, await, :meth:`take`, :meth:`disarm`) are
+        public for ``ReceiveSide.read_slow``, which runs them itself, in its
+        own coroutine.
+        """
+        waiter = self.arm(frames, bulk)
+        if waiter is None:
+            # Queued, or ended: a checkpoint all the same (as anyio's
+            # receive), which also lets a connection_lost the loop has
+            # scheduled (a reset found by a write) record its cause before
+            # this raises.
+            await anyio.lowlevel.checkpoint()
+        else:
+            try:
+                if await waiter:
+                    return  # data_received fed it (or queued it)
+            except BaseException:
+                self.disarm()
+                raise
+        self.take(frames)
+
+    def arm(
+        self, frames: Sink | None, bulk: bool = False
+    ) -> asyncio.Future[bool] | None:
+        """Start :meth:`fill`'s wait; return the future to await, or None.
+
+        None: something is queued, or the stream ended; :meth:`fill` does
+        the job then. Else the future's result says whether
+        :meth:`data_received` fed the chunk to ``frames`` (True), or left it
+        queued or found the end of the stream (False: call :meth:`take`). A
+        caller whose await is interrupted must call :meth:`disarm`.
+        """
+        self._bulk = bulk
+        if self._queue:
+            return None
+        transport = self._transport
+        if transport.is_closing() or self._protocol.is_at_eof:
+            return None
+        transport.resume_reading()  # a no-op unless a chunk paused it
+        # Read on after the chunk only in command/reply traffic: in a
+        # stream, pausing lets the kernel gather data into fewer, larger
+        # chunks (as anyio's receive does).
+        quiet = self._quiet = self._quiet + 1
+        self._keep = quiet >= QUIET_RECEIVES and self.read_on
+        waiter = self._waiter = self._loop.create_future()
+        self._feed_to = frames
+        return waiter
+
+    def disarm(self) -> None:
+        """Forget the wait :meth:`arm` started (its await was interrupted)."""
+        self._waiter = self._feed_to = None
+
+    def take(self, frames: Sink | None) -> None:
+        """End :meth:`fill` after its wait: feed what is queued, or raise at the end.
+
+        Nothing is awaited here: a cancelled fill fed nothing. With
+        ``frames`` None the chunks stay queued (for :meth:`receive`).
         """
         queue = self._queue
-        self._bulk = bulk
-        if not queue:
-            transport = self._transport
-            if not transport.is_closing() and not self._protocol.is_at_eof:
-                transport.resume_reading()  # a no-op unless a chunk paused it
-                # Read on after the chunk only in command/reply traffic: in a
-                # stream, pausing lets the kernel gather data into fewer,
-                # larger chunks (as anyio's receive does).
-                quiet = self._quiet = self._quiet + 1
-                self._keep = quiet >= QUIET_RECEIVES and self.read_on
-                waiter = self._waiter = self._loop.create_future()
-                self._feed_to = frames
-                try:
-                    if await waiter:
-                        return  # data_received fed it (or queued it)
-                finally:
-                    self._waiter = self._feed_to = None
-            else:
-                # Ended: a checkpoint all the same (as anyio's receive), which
-                # also lets a connection_lost the loop has scheduled (a reset
-                # found by a write) record its cause before this raises.
-                await anyio.lowlevel.checkpoint()
-        else:
-            await anyio.lowlevel.checkpoint()
-        # Nothing is awaited from here on: a cancelled fill fed nothing.
         if not queue:
             raise self._ended()
         if frames is None:

@@ -86,11 +86,11 @@ class FrameBuffer:
     """
 
     __slots__ = (
-        "_buf",
-        "_chunked",
         "_chunks",
         "_scan_term",
         "_scanned",
+        "buf",
+        "chunked",
         "eof",
         "lines",
         "lines_size",
@@ -106,12 +106,16 @@ class FrameBuffer:
             raise ValueError(f"max_line_length={max_line_length} must be >= 1")
         self.max_line_length: int = max_line_length
         self.who: str = who
-        self._buf = bytearray()
-        # Received chunks not yet copied into ``_buf``, and their total size.
-        # They follow nothing: ``_buf`` and ``lines`` are empty while there
+        # The received bytes not yet read (after ``lines``, if any).
+        self.buf = bytearray()
+        # Received chunks not yet copied into ``buf``, and their total size.
+        # They follow nothing: ``buf`` and ``lines`` are empty while there
         # are any.
+        # ``buf`` and ``chunked`` are not private: ``ReceiveSide``'s hot
+        # paths read them (never write them) to see whether anything is
+        # buffered without a call to ``__len__``.
         self._chunks: list[bytes] = []
-        self._chunked = 0
+        self.chunked = 0
         # True once end of stream has been fed (read it; set only by feed).
         self.eof: bool = False
         # Bytes at the front of the buffer known to contain no complete
@@ -120,9 +124,9 @@ class FrameBuffer:
         self._scan_term = b""
         # Complete messages split off the front of the stream by
         # ``next_text``, without their terminator ``lines_term``, and their
-        # total size, terminators included. They precede ``_buf``; every read
+        # total size, terminators included. They precede ``buf``; every read
         # but ``next_text`` puts them back first. There are no chunks while
-        # there are split messages, as if they were still in ``_buf``.
+        # there are split messages, as if they were still in ``buf``.
         # Not private: ``ReceiveSide.try_read_text`` pops a split message
         # itself (the hottest path), keeping ``lines_size`` in step.
         self.lines: deque[bytes] = deque()
@@ -130,7 +134,7 @@ class FrameBuffer:
         self.lines_term: bytes = b""
 
     def __len__(self) -> int:
-        return len(self._buf) + self._chunked + self.lines_size
+        return len(self.buf) + self.chunked + self.lines_size
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes; an empty ``data`` means end of stream.
@@ -145,27 +149,27 @@ class FrameBuffer:
             return
         if self.eof:
             raise RuntimeError("cannot feed data after end of stream")
-        if not self._buf and not self.lines and type(data) is bytes:
+        if not self.buf and not self.lines and type(data) is bytes:
             self._chunks.append(data)  # copied only if a parse needs it
-            self._chunked += len(data)
+            self.chunked += len(data)
         else:
             if self._chunks:  # they come first
                 self._absorb()
-            self._buf += data
+            self.buf += data
 
     def _absorb(self) -> None:
         """Move the kept chunks into the buffer (call when there are any)."""
-        buf = self._buf
+        buf = self.buf
         for chunk in self._chunks:
             buf += chunk
         self._chunks.clear()
-        self._chunked = 0
+        self.chunked = 0
 
     def _unsplit(self) -> None:
         """Put the split messages back in front of the buffer (call if any)."""
         lines = self.lines
         terminator = self.lines_term
-        self._buf[:0] = terminator.join(lines) + terminator  # no chunks now
+        self.buf[:0] = terminator.join(lines) + terminator  # no chunks now
         lines.clear()
         self.lines_size = 0
         self._scanned = 0
@@ -176,12 +180,12 @@ class FrameBuffer:
             self._unsplit()
         if self._chunks:
             return b"".join(self._chunks)
-        return bytes(self._buf)
+        return bytes(self.buf)
 
     def _take(self, n: int) -> bytes:
         if self._chunks:
             self._absorb()
-        buf = self._buf
+        buf = self.buf
         if n >= len(buf):  # everything: one copy, no slice
             data = bytes(buf)
             buf.clear()
@@ -204,9 +208,9 @@ class FrameBuffer:
         chunks = self._chunks
         if chunks and n >= len(chunks[0]):
             chunk = chunks.pop(0)  # a whole chunk, as received: no copy
-            self._chunked -= len(chunk)
+            self.chunked -= len(chunk)
             return chunk
-        if self._buf or chunks:
+        if self.buf or chunks:
             return self._take(n)
         if self.eof or n == 0:
             return b""
@@ -227,10 +231,10 @@ class FrameBuffer:
             self._unsplit()
         if self._chunks:
             self._absorb()
-        if len(self._buf) >= n:
+        if len(self.buf) >= n:
             return self._take(n)
         if self.eof:
-            raise IncompleteReadError(self._take(len(self._buf)), n, self.who)
+            raise IncompleteReadError(self._take(len(self.buf)), n, self.who)
         return NEED_DATA
 
     def next_line(
@@ -269,7 +273,7 @@ class FrameBuffer:
             self._unsplit()
         if self._chunks:
             self._absorb()
-        buf = self._buf
+        buf = self.buf
         limit = self.max_line_length
         start = self._scanned if self._scan_term == terminator else 0
         # The terminator of a valid message starts at index <= limit.
@@ -325,7 +329,7 @@ class FrameBuffer:
             idx = chunk.find(terminator, 0, self.max_line_length + tlen)
             if idx >= 0 and idx + tlen == len(chunk):
                 chunks.clear()
-                self._chunked = 0
+                self.chunked = 0
                 return chunk[:idx].decode(encoding)  # consumed even if this raises
         lines = self.lines
         if lines and self.lines_term != terminator:
@@ -338,7 +342,7 @@ class FrameBuffer:
                     continue
                 return line.decode(encoding)
             chunks = self._chunks
-            buf = self._buf
+            buf = self.buf
             limit = self.max_line_length
             data: bytes | bytearray
             # The terminator of a valid message starts at index <= limit.
@@ -360,7 +364,7 @@ class FrameBuffer:
                 line = data[:idx]
                 if chunks:
                     chunks.clear()
-                    self._chunked = 0
+                    self.chunked = 0
                 else:
                     buf.clear()
                     self._scanned = 0
@@ -397,10 +401,10 @@ class FrameBuffer:
         chunks = self._chunks
         if chunks:  # ``data`` is their concatenation; the buffer is empty
             chunks.clear()
-            self._chunked = 0
-            self._buf += memoryview(data)[size:]
+            self.chunked = 0
+            self.buf += memoryview(data)[size:]
         else:  # ``data`` is a copy of the buffer
-            del self._buf[:size]
+            del self.buf[:size]
 
     def next_into(self, obj: Any, size: int) -> bool | NeedData:
         """Fill the ctypes object ``obj`` with the next ``size`` bytes.
@@ -426,7 +430,7 @@ class FrameBuffer:
             self._unsplit()
         if self._chunks:
             self._absorb()
-        buf = self._buf
+        buf = self.buf
         if len(buf) < size:
             return False
         view[:] = buf[:size]
@@ -472,7 +476,7 @@ class FrameBuffer:
             self._unsplit()
         if self._chunks:
             self._absorb()
-        buf = self._buf
+        buf = self.buf
         if len(buf) < prefix:
             if self.eof:
                 raise IncompleteReadError(self._take(len(buf)), prefix, self.who)
@@ -503,7 +507,7 @@ class FrameBuffer:
         Called only when the buffer holds more than ``max_line_length`` bytes
         and no complete terminator within the allowed range.
         """
-        buf = self._buf
+        buf = self.buf
         limit = self.max_line_length
         first = max(0, len(buf) - len(terminator) + 1)
         return any(terminator.startswith(buf[i:]) for i in range(first, limit + 1))

@@ -474,15 +474,21 @@ class ReceiveRole:
         """
         now = time.monotonic()
         self._readers_until = now + RECEIVE_LINGER
-        park = self._park
-        if park is not None:
-            # Parked while a reader received: wake it at the end of the
-            # linger (plus the extension of a busy, watched connection). A
-            # finite deadline is left alone (a timer per read would cost
-            # more); the pump re-parks if it is early.
-            park.deadline = anyio.current_time() + RECEIVE_LINGER + self._park_extension
-            self._park = None
+        if self._park is not None:
+            self._move_park()
         return now
+
+    def _move_park(self) -> None:
+        """Wake the pump, parked while a reader received, after the linger.
+
+        Plus the extension of a busy, watched connection. A finite deadline
+        is left alone (``_park`` is None then: a timer per read would cost
+        more); the pump re-parks if it is early. Call only with a ``_park``.
+        """
+        park = self._park
+        assert park is not None
+        park.deadline = anyio.current_time() + RECEIVE_LINGER + self._park_extension
+        self._park = None
 
     async def _wait_for_pump(self, wanted: int) -> None:
         """Wait for the pump to receive (it holds the role, or must take it)."""
