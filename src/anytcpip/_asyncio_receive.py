@@ -189,13 +189,14 @@ class DirectReceiver:
         self._waiter: asyncio.Future[bool] | None = None
         # The buffer of a waiting fill (None: a receive waits, or nobody).
         self._feed_to: Sink | None = None
-        self.fed = 0  # bytes fed to fills' buffers so far
+        self.fed = 0  # bytes fed to the buffer since the last arm
         self._keep = False  # the transport may read on after the next chunk
         # Set by the caller before each receive: False when the chunk may
         # fill its buffer, so that nothing more is read into anyio's queue.
         self.read_on: bool = True
         # Receives in a row that found nothing queued (command/reply
-        # traffic); reset when a chunk arrives while nobody waits (a stream).
+        # traffic), up to QUIET_RECEIVES; reset when a chunk arrives while
+        # nobody waits (a stream).
         self._quiet = 0
         # The last receive was a bulk read: the transport may read ahead.
         self._bulk = False
@@ -232,7 +233,7 @@ class DirectReceiver:
                 self._queue.append(data if type(data) is bytes else bytes(data))
             elif not frames.eof:  # else: arrived after the end was recorded
                 frames.feed(data)
-                self.fed += len(data)
+                self.fed = len(data)  # the one chunk since arm
             waiter.set_result(True)
             if self._keep or (self._bulk and self.read_on):
                 return
@@ -308,6 +309,7 @@ class DirectReceiver:
         caller whose await is interrupted must call :meth:`disarm`.
         """
         self._bulk = bulk
+        self.fed = 0
         if self._queue:
             return None
         transport = self._transport
@@ -317,7 +319,9 @@ class DirectReceiver:
         # Read on after the chunk only in command/reply traffic: in a
         # stream, pausing lets the kernel gather data into fewer, larger
         # chunks (as anyio's receive does).
-        quiet = self._quiet = self._quiet + 1
+        quiet = self._quiet
+        if quiet < QUIET_RECEIVES:  # counted no further (no int to allocate)
+            quiet = self._quiet = quiet + 1
         self._keep = quiet >= QUIET_RECEIVES and self.read_on
         waiter = self._waiter = self._loop.create_future()
         self._feed_to = frames

@@ -372,7 +372,6 @@ class ReceiveSide(ReceiveRole):
         self._messages += self._fast_budget - self._fast_reads
         self._fast_budget = self._fast_reads = 0
         frames = self.frames
-        before = receiver.fed
         try:
             self._before_wait()
             # _before_receive(), with len(frames) inlined too.
@@ -402,7 +401,7 @@ class ReceiveSide(ReceiveRole):
                 self._readers_until = received_at + _receive_role.RECEIVE_LINGER
                 if self._park is not None:
                     self._move_park()
-                fed = receiver.fed - before  # counted even if cancelled
+                fed = receiver.fed  # counted even if cancelled
                 if fed:
                     self.bytes_received += fed
                     self.last_received = self._received_at = received_at
