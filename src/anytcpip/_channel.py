@@ -109,6 +109,14 @@ class _Send(Protocol):
     ) -> Awaitable[None]: ...
 
 
+class _TrySend(Protocol):
+    """Type of the bound ``SendQueue.try_send``."""
+
+    def __call__(
+        self, data: bytes | bytearray | memoryview, messages: int = 1
+    ) -> bool: ...
+
+
 class Channel:
     """One connection: owns the stream, its receive side and its send queue.
 
@@ -137,6 +145,8 @@ class Channel:
     try_read_text: Callable[[bytes, str, bytes | None], str | NeedData]
     try_read_into: Callable[[memoryview, int], bool]
     send: _Send
+    try_send: _TrySend
+    send_slow: _Send
     drain: Callable[[], Awaitable[None]]
     wait_flushed: Callable[[], Awaitable[None]]
 
@@ -174,6 +184,8 @@ class Channel:
         self.try_read_text = receiver.try_read_text
         self.try_read_into = receiver.try_read_into
         self.send = sender.send
+        self.try_send = sender.try_send
+        self.send_slow = sender.send_slow
         self.drain = sender.drain
         self.wait_flushed = sender.wait_flushed
 

@@ -197,7 +197,9 @@ class ReadWriteMixin:
         (backpressure). Use :meth:`drain` to wait until everything queued has
         been handed to the OS.
         """
-        await self._require_channel().send(data)
+        channel = self._require_channel()
+        if not channel.try_send(data):  # the hot path: no coroutine
+            await channel.send_slow(data)
 
     async def drain(self) -> None:
         """Wait until every message written so far has been handed to the OS.
@@ -211,15 +213,19 @@ class ReadWriteMixin:
 
     async def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
         """Send several byte strings as one message (never interleaved)."""
-        await self._require_channel().send(b"".join(lines))
+        channel = self._require_channel()
+        data = b"".join(lines)
+        if not channel.try_send(data):
+            await channel.send_slow(data)
 
     async def write_from(self, *structs: Any) -> None:
         """Send one or more ctypes objects, queued together (never interleaved)."""
         for struct in structs:
             ctypes_size(struct)
-        await self._require_channel().send(
-            b"".join(bytes(s) for s in structs), messages=len(structs)
-        )
+        channel = self._require_channel()
+        data = b"".join([bytes(s) for s in structs])
+        if not channel.try_send(data, len(structs)):
+            await channel.send_slow(data, len(structs))
 
     async def read_frame(self) -> bytes:
         """Read one length-prefixed frame and return its payload.
@@ -260,7 +266,10 @@ class ReadWriteMixin:
                 self._max_frame_size,
             )
         header = size.to_bytes(self._frame_prefix, self._frame_byteorder)
-        await self._require_channel().send(header + bytes(data))
+        channel = self._require_channel()
+        message = header + bytes(data)
+        if not channel.try_send(message):
+            await channel.send_slow(message)
 
     async def write_str(self, line: str) -> None:
         """Encode ``line`` strictly, append ``terminator`` and send it.
@@ -273,7 +282,9 @@ class ReadWriteMixin:
         channel = self._channel
         if channel is None or self._has_bindings:  # hot path: no call
             channel = self._require_channel()
-        await channel.send(line.encode(self._encoding) + self._write_terminator)
+        data = line.encode(self._encoding) + self._write_terminator
+        if not channel.try_send(data):  # the hot path: no coroutine
+            await channel.send_slow(data)
 
     async def write_json(self, obj: Any) -> None:
         """Send ``json.dumps(obj)`` with :meth:`write_str`."""
