@@ -102,7 +102,7 @@ class _TryRead(Protocol):
 
 
 class _Send(Protocol):
-    """Type of the bound ``SendQueue.send``."""
+    """Type of the bound ``SendQueue.send`` and ``SendQueue.send_slow``."""
 
     def __call__(
         self, data: bytes | bytearray | memoryview, messages: int = 1

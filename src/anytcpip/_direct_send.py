@@ -66,8 +66,12 @@ class DirectSender(Protocol):
         """
         ...
 
-    def backlog(self) -> int:
-        """Bytes taken by :meth:`send` but still buffered in user space."""
+    @property
+    def backlog(self) -> Callable[[], int]:
+        """Return the bytes taken by :meth:`send` but still buffered in user space.
+
+        A callable, so that a sender may hand out its transport's own method.
+        """
         ...
 
     def on_drained(self, callback: Callable[[], None]) -> bool:
@@ -109,9 +113,10 @@ class _TransportSender:
         self._transport = transport
         self._protocol = protocol
         # The transport's own method, called without a frame of ours: the
-        # send queue asks after every direct send (1 % of a command/reply
-        # round trip's instructions on uvloop as a method).
-        self.backlog: Callable[[], int] = transport.get_write_buffer_size
+        # send queue asks after every direct send. (``Callable[[], int]``;
+        # pyright would take that for a method of the class, which must
+        # bind, and reject the class as a ``DirectSender``.)
+        self.backlog: Any = transport.get_write_buffer_size
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
         transport = self._transport

@@ -107,7 +107,7 @@ class FrameBuffer:
         self.max_line_length: int = max_line_length
         self.who: str = who
         # The received bytes not yet read (after ``lines``, if any).
-        self.buf = bytearray()
+        self.buf: bytearray = bytearray()
         # Received chunks not yet copied into ``buf``, and their total size.
         # They follow nothing: ``buf`` and ``lines`` are empty while there
         # are any.
@@ -115,7 +115,7 @@ class FrameBuffer:
         # paths read them (never write them) to see whether anything is
         # buffered without a call to ``__len__``.
         self._chunks: list[bytes] = []
-        self.chunked = 0
+        self.chunked: int = 0
         # True once end of stream has been fed (read it; set only by feed).
         self.eof: bool = False
         # Bytes at the front of the buffer known to contain no complete

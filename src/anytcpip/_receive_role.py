@@ -319,7 +319,7 @@ class ReceiveRole:
     async def _park_pump(self, deadline: float, *, full: bool = False) -> None:
         """Wait while readers hold the role, or while the buffer is full.
 
-        Readers move ``deadline`` forward (see :meth:`_keep_role`); reads
+        Readers move ``deadline`` forward (see :meth:`_move_park`); reads
         that make room wake a full pump. Meanwhile the socket is watched
         for a hang-up (Linux), so a peer that leaves is still noticed; the
         watch is set up once per park, however often the deadline moves.
@@ -358,7 +358,7 @@ class ReceiveRole:
         while True:
             with anyio.CancelScope(deadline=deadline) as park:
                 if not full and deadline == math.inf:
-                    self._park = park  # for _keep_role to set its deadline
+                    self._park = park  # for _move_park to set its deadline
                 try:
                     await waiter.wait()
                 finally:

@@ -180,9 +180,9 @@ class SendQueue:
 
         The synchronous part of :meth:`send`, for the hot paths: returns
         True when the message was handed to the OS or queued, False when
-        nothing was done and the caller must ``await`` :meth:`send_slow`
-        (a message of :data:`DIRECT_SEND_SIZE` bytes or more, or a full
-        queue). A coroutine per message cost more than the rest of a
+        it was neither (a message of :data:`DIRECT_SEND_SIZE` bytes or
+        more, or a full queue) and the caller must ``await``
+        :meth:`send_slow` with it. A coroutine per message cost more than the rest of a
         direct send (benchmark C on uvloop).
 
         Raises
