@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 
 import anyio
@@ -62,6 +63,30 @@ async def test_extra_client_rejected_and_first_unaffected() -> None:
             assert await client.read_str() == "and you"
         assert client.connected and server.connected
         assert recorder.states == [True]
+
+
+async def test_extra_client_rejected_is_logged_with_its_address(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The rejection is logged at INFO, naming the client; not below INFO."""
+    caplog.set_level(logging.INFO, logger="anytcpip")
+    async with connected_pair() as (server, _client):
+        async with raw_peer(server.port) as extra:
+            address = extra.extra(anyio.abc.SocketAttribute.local_address)
+            with anyio.fail_after(TIMEOUT):
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await extra.receive()
+        caplog.set_level(logging.WARNING, logger="anytcpip")
+        async with raw_peer(server.port) as quiet:
+            with anyio.fail_after(TIMEOUT):
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await quiet.receive()
+        assert server.rejected_count == 2
+    messages = [record.getMessage() for record in caplog.records]
+    rejections = [message for message in messages if "rejected" in message]
+    assert len(rejections) == 1
+    assert f"client {address[0]}:{address[1]} rejected" in rejections[0]
+    assert "(1 rejected so far)" in rejections[0]
 
 
 async def test_many_extra_clients_counted_exactly() -> None:

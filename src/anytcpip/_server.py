@@ -18,6 +18,7 @@ for it, and the connections' own tasks report the changes, in order.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import anyio
@@ -151,6 +152,8 @@ class OneClientServer(RequestMixin, BaseClientOrServer):
     def _reject(self, stream: anyio.abc.ByteStream) -> None:
         """Count and log a rejected client (the caller closes it)."""
         self.rejected_count += 1
+        if not self._log.isEnabledFor(logging.INFO):
+            return  # (no address to look up: a client turned away costs less)
         self._log.info(
             "%s: client %s rejected: another client is connected (%d rejected so far)",
             self._describe(),

@@ -17,6 +17,7 @@ import anyio.abc
 
 from ._exceptions import IncompleteReadError
 from ._framing import fill_ctypes
+from ._socket_options import raw_socket
 
 __all__ = [
     "close_stream",
@@ -37,8 +38,22 @@ def host_port(host: object, port: object) -> str:
 
 
 def peer_address(stream: anyio.abc.ByteStream) -> str:
-    """Return the peer's address of ``stream`` for messages (``"?"`` if unknown)."""
-    address = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    """Return the peer's address of ``stream`` for messages (``"?"`` if unknown).
+
+    Asks the socket itself when there is one (:func:`raw_socket`): anyio's
+    ``extra`` builds all of a socket stream's attributes on every call,
+    about 13 µs per connection on a 2-core machine, a few percent of
+    accepting one.
+    """
+    sock = raw_socket(stream)
+    address: object
+    if sock is not None:
+        try:
+            address = sock.getpeername()
+        except OSError:  # the peer has gone, or it never had one
+            address = None
+    else:
+        address = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
     if isinstance(address, tuple) and len(address) >= 2:
         return host_port(address[0], address[1])
     return str(address) if address is not None else "?"
