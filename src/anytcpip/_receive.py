@@ -18,14 +18,12 @@ A second concurrent reader fails at once with
 from __future__ import annotations
 
 from collections.abc import Callable
-from time import monotonic
 from typing import TypeVar
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from . import _receive_role
 from ._constants import RECEIVE_CHUNK_SIZE
 from ._exceptions import (
     ConnectionLostError,
@@ -365,9 +363,9 @@ class ReceiveSide(ReceiveRole):
         # parse), with the chunk fed to the buffer by the stream's protocol
         # (DirectReceiver.fill), in one coroutine.
         self._reading = True
-        # _set_fast_reads, _before_receive and _keep_role are inlined
-        # below: calling the first two made C's round trip 5 % dearer on
-        # uvloop (callgrind: 54,900 against 52,000 instructions).
+        # _set_fast_reads and _before_receive are inlined below: calling
+        # them made C's round trip 5 % dearer on uvloop (callgrind: 54,900
+        # against 52,000 instructions).
         # No fast reads while this one runs (_set_fast_reads(0)).
         made = self._fast_budget - self._fast_reads
         if made:  # (0 in command/reply traffic: no new int for the sum)
@@ -398,11 +396,7 @@ class ReceiveSide(ReceiveRole):
                 self._lost(exc)
             finally:
                 self._receiving = False
-                # _keep_role(), inlined.
-                received_at = monotonic()
-                self._readers_until = received_at + _receive_role.RECEIVE_LINGER
-                if self._park is not None:
-                    self._move_park()
+                received_at = self._keep_role()
                 fed = receiver.fed  # counted even if cancelled
                 if fed:
                     self.bytes_received += fed

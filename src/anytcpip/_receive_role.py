@@ -319,7 +319,7 @@ class ReceiveRole:
     async def _park_pump(self, deadline: float, *, full: bool = False) -> None:
         """Wait while readers hold the role, or while the buffer is full.
 
-        Readers move ``deadline`` forward (see :meth:`_move_park`); reads
+        Readers move ``deadline`` forward (see :meth:`_keep_role`); reads
         that make room wake a full pump. Meanwhile the socket is watched
         for a hang-up (Linux), so a peer that leaves is still noticed; the
         watch is set up once per park, however often the deadline moves.
@@ -358,7 +358,7 @@ class ReceiveRole:
         while True:
             with anyio.CancelScope(deadline=deadline) as park:
                 if not full and deadline == math.inf:
-                    self._park = park  # for _move_park to set its deadline
+                    self._park = park  # for _keep_role to set its deadline
                 try:
                     await waiter.wait()
                 finally:
@@ -474,21 +474,15 @@ class ReceiveRole:
         """
         now = time.monotonic()
         self._readers_until = now + RECEIVE_LINGER
-        if self._park is not None:
-            self._move_park()
-        return now
-
-    def _move_park(self) -> None:
-        """Wake the pump, parked while a reader received, after the linger.
-
-        Plus the extension of a busy, watched connection. A finite deadline
-        is left alone (``_park`` is None then: a timer per read would cost
-        more); the pump re-parks if it is early. Call only with a ``_park``.
-        """
         park = self._park
-        assert park is not None
-        park.deadline = anyio.current_time() + RECEIVE_LINGER + self._park_extension
-        self._park = None
+        if park is not None:
+            # Parked while a reader received: wake it at the end of the
+            # linger (plus the extension of a busy, watched connection). A
+            # finite deadline is left alone (``_park`` is None then: a timer
+            # per read would cost more); the pump re-parks if it is early.
+            park.deadline = anyio.current_time() + RECEIVE_LINGER + self._park_extension
+            self._park = None
+        return now
 
     async def _wait_for_pump(self, wanted: int) -> None:
         """Wait for the pump to receive (it holds the role, or must take it)."""
