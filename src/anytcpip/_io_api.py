@@ -213,10 +213,7 @@ class ReadWriteMixin:
 
     async def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
         """Send several byte strings as one message (never interleaved)."""
-        channel = self._require_channel()
-        data = b"".join(lines)
-        if not channel.try_send(data):
-            await channel.send_slow(data)
+        await self._require_channel().send(b"".join(lines))
 
     async def write_from(self, *structs: Any) -> None:
         """Send one or more ctypes objects, queued together (never interleaved)."""
@@ -266,10 +263,7 @@ class ReadWriteMixin:
                 self._max_frame_size,
             )
         header = size.to_bytes(self._frame_prefix, self._frame_byteorder)
-        channel = self._require_channel()
-        message = header + bytes(data)
-        if not channel.try_send(message):
-            await channel.send_slow(message)
+        await self._require_channel().send(header + bytes(data))
 
     async def write_str(self, line: str) -> None:
         """Encode ``line`` strictly, append ``terminator`` and send it.

@@ -182,8 +182,8 @@ class SendQueue:
         True when the message was handed to the OS or queued, False when
         it was neither (a message of :data:`DIRECT_SEND_SIZE` bytes or
         more, or a full queue) and the caller must ``await``
-        :meth:`send_slow` with it. A coroutine per message cost more than the rest of a
-        direct send (benchmark C on uvloop).
+        :meth:`send_slow` with it. A coroutine per message cost more than
+        the rest of a direct send (benchmark C on uvloop).
 
         Raises
         ------
